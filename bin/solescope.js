@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The `solescope` CLI entry: registers tsx so the TypeScript sources run as they are (no build step).
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../bot/cli.ts');
