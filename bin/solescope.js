@@ -3,4 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../bot/cli.ts');
+const { main } = await import('../bot/cli.ts');
+await main();

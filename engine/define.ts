@@ -122,6 +122,8 @@ export interface PluginDefinition {
   readonly hooks?: PluginHooks;
   /** Runs once at registration, in dependency order: provide services, read config. */
   setup?(engine: Engine): Promise<void> | void;
+  /** Contributes a section to the `status` command (ML backend, queue health, model versions…). */
+  status?(engine: Engine): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Handles button presses whose id starts with `<plugin name>:`. */
   onAction?(actionId: string, ctx: CommandContext): Promise<Reply> | Reply;
 }
