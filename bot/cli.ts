@@ -22,6 +22,7 @@ import {
   type ProgressEvent,
 } from '../engine/index.ts';
 import { toEnvelope } from './envelope.ts';
+import type { Runtime } from './runtime.ts';
 
 /** Where output goes (injectable for tests). */
 export interface CliIo {
@@ -224,7 +225,18 @@ export async function runCli(engine: Engine, argv: readonly string[], io: CliIo 
       io.stdout(program.helpInformation());
       return 0;
     }
-    exit = render({ ok: false, command: words.join(' '), error, durationMs: 0 }, flags, io);
+    // `solescope dataset` (a group word without its subcommand): commander shows help; we answer with
+    // the engine's UNKNOWN_COMMAND, which suggests the group's commands.
+    const groupOnly = err instanceof CommanderError && err.code === 'commander.help';
+    let finalError = error;
+    if (groupOnly) {
+      try {
+        engine.command(words.join(' '));
+      } catch (lookup) {
+        finalError = toEngineError(lookup);
+      }
+    }
+    exit = render({ ok: false, command: words.join(' '), error: finalError, durationMs: 0 }, flags, io);
   }
   return exit;
 }
@@ -240,7 +252,7 @@ function safeUser(): string {
 /** Entry point (`bin/solescope.js`): build the runtime, run, exit with the catalogue's code. */
 export async function main(): Promise<void> {
   const { flags } = extractGlobalFlags(process.argv.slice(2));
-  let runtime: Awaited<ReturnType<typeof import('./runtime.ts').createRuntime>> | undefined;
+  let runtime: Runtime | undefined;
   let code = 1;
   try {
     const { createCliRuntime } = await import('./cli-runtime.ts');

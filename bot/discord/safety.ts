@@ -9,8 +9,13 @@
 import sharp from 'sharp';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { EngineError } from '../../engine/index.ts';
-import { getTf } from '../../engine/ml/runtime.ts';
-import { nsfwjsModelHandler } from '../../engine/ml/model-io.ts';
+
+// tfjs is imported on the first upload, not when the bot module loads: a bot that never sees an image
+// (or runs with the check off) never pays for it.
+async function ml(): Promise<{ tf: typeof tfTypes; handler: tfTypes.io.IOHandler }> {
+  const [{ getTf }, { nsfwjsModelHandler }] = await Promise.all([import('../../engine/ml/runtime.ts'), import('../../engine/ml/model-io.ts')]);
+  return { tf: await getTf(), handler: nsfwjsModelHandler('mobilenet_v2') };
+}
 
 /** nsfwjs's classes, in the order of its head's outputs. */
 export const NSFW_CLASSES = ['drawing', 'hentai', 'neutral', 'porn', 'sexy'] as const;
@@ -49,8 +54,8 @@ export class NsfwSafety implements UploadSafety {
   /** Load the head now (otherwise the first check does). */
   load(): Promise<tfTypes.LayersModel> {
     this.model ??= (async () => {
-      const tf = await getTf();
-      return tf.loadLayersModel(nsfwjsModelHandler('mobilenet_v2'));
+      const { tf, handler } = await ml();
+      return tf.loadLayersModel(handler);
     })();
     this.model.catch(() => {
       this.model = undefined; // a failed load is retried by the next check
@@ -71,7 +76,7 @@ export class NsfwSafety implements UploadSafety {
     } catch (err) {
       throw new EngineError('NOT_AN_IMAGE', 'That file is not an image I can read.', { cause: err });
     }
-    const [model, tf] = await Promise.all([this.load(), getTf()]);
+    const [model, { tf }] = await Promise.all([this.load(), ml()]);
     const probs = tf.tidy(() => {
       const input = tf.tensor4d(new Float32Array(pixels), [1, SIZE, SIZE, 3]).div(255);
       return model.predict(input) as tfTypes.Tensor;
