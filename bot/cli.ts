@@ -221,6 +221,7 @@ export async function runCli(engine: Engine, argv: readonly string[], io: CliIo 
   } catch (err) {
     progress.stop();
     const error = err instanceof CommanderError ? fromCommanderError(err) : toEngineError(err);
+    if (error.code === 'INTERNAL') engine.logger.error('cli failed', { err: error.cause ?? error });
     if (err instanceof CommanderError && (err.code === 'commander.helpDisplayed' || err.code === 'commander.version')) {
       io.stdout(program.helpInformation());
       return 0;

@@ -6,6 +6,7 @@
  * reports a job; `GET /healthz`, `/readyz`, `/metrics` are for operators.
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import multer from 'multer';
 import {
@@ -225,4 +226,36 @@ export function httpError(err: unknown): EngineError {
 /** HTTP status of a catalogue code (exported for adapters that answer outside express). */
 export function statusOf(code: keyof typeof ERROR_CATALOGUE): number {
   return ERROR_CATALOGUE[code].status;
+}
+
+/** Socket-level limits of the HTTP server (slow-loris defence). */
+export interface ServeOptions {
+  readonly port: number;
+  readonly host?: string;
+  /** Whole request (headers + body) must arrive within this (default 30 s). */
+  readonly requestTimeoutMs?: number;
+  /** Headers must arrive within this (default 10 s). */
+  readonly headersTimeoutMs?: number;
+}
+
+/**
+ * Listen with hardened timeouts: a client that trickles its headers or body is cut off instead of
+ * holding a socket open (Node's defaults allow 5 minutes and check only every 30 s).
+ */
+export async function serveHttp(app: express.Application, options: ServeOptions): Promise<Server> {
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const server = createServer(
+    {
+      requestTimeout,
+      headersTimeout: Math.min(options.headersTimeoutMs ?? 10_000, requestTimeout),
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeout / 4))),
+      keepAliveTimeout: 5000,
+    },
+    app,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  return server;
 }

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import { createLogger, loadConfig, toEngineError } from '../engine/index.ts';
-import { createHttpApp } from './http.ts';
+import { createHttpApp, serveHttp } from './http.ts';
 import { ensureRedis } from './redis.ts';
 import { createRuntime } from './runtime.ts';
 
@@ -33,10 +33,7 @@ async function main(): Promise<void> {
     const runtime = await createRuntime({ env, logger, processMetrics: true });
     closers.push(() => runtime.close());
     const app = createHttpApp(runtime.engine);
-    const server: Server = await new Promise((resolve, reject) => {
-      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-      s.once('error', reject);
-    });
+    const server: Server = await serveHttp(app, { port: config.PORT, host: config.HOST });
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;

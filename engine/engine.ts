@@ -100,17 +100,20 @@ export class Engine {
 
   /** The shared services (plus everything plugins provided). */
   get services(): Services {
-    const base = {
+    const services: Record<string, unknown> = {
       config: this.config,
       logger: this.logger,
       jobs: this.jobRunner,
       rateLimiter: this.rateLimiter,
-      get store(): Store {
-        throw new EngineError('UNAVAILABLE', 'No store is configured for this engine.');
-      },
     };
-    const services = Object.create(base) as Record<string, unknown>;
-    if (this.store) services.store = this.store;
+    const store = this.store;
+    Object.defineProperty(services, 'store', {
+      enumerable: true,
+      get: (): Store => {
+        if (!store) throw new EngineError('UNAVAILABLE', 'No store is configured for this engine.');
+        return store;
+      },
+    });
     for (const [k, v] of this.provided) services[k] = v;
     return services as unknown as Services;
   }

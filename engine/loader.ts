@@ -50,6 +50,11 @@ export async function loadPluginFile(file: string): Promise<PluginDefinition> {
 export async function loadPlugins(dir: string, only?: (name: string) => boolean): Promise<PluginDefinition[]> {
   const plugins: PluginDefinition[] = [];
   for (const file of await findPluginFiles(dir)) {
+    // By convention a plugin's folder (or file) is named like the plugin: filter before importing so a
+    // broken plugin that was not asked for cannot stop the others.
+    const base = path.basename(file).replace(/\.(ts|js|mjs)$/, '');
+    const folderName = base === 'index' ? path.basename(path.dirname(file)) : base;
+    if (only && !only(folderName)) continue;
     const plugin = await loadPluginFile(file);
     if (!only || only(plugin.name)) plugins.push(plugin);
   }
