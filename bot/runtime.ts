@@ -34,6 +34,11 @@ export interface RuntimeOptions {
   readonly logger?: Logger;
   /** Collect default process metrics (server only). */
   readonly processMetrics?: boolean;
+  /**
+   * Runs after plugins are registered and before their `onReady` hooks: the place to swap in the BullMQ
+   * runner, the Redis rate limiter or transport services so `onReady` work already uses them.
+   */
+  readonly configure?: (engine: Engine, config: Config) => Promise<void> | void;
 }
 
 /** A wired engine plus what it was built from. */
@@ -57,6 +62,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   const fromDir = options.pluginsDir === false ? [] : await loadPlugins(options.pluginsDir ?? PLUGINS_DIR, only);
   try {
     await engine.registerAll([...fromDir, ...(options.plugins ?? [])]);
+    await options.configure?.(engine, config);
     await engine.start();
   } catch (err) {
     await engine.close();

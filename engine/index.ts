@@ -13,4 +13,6 @@ export * from './config.ts';
 export * from './logger.ts';
 export * from './metrics.ts';
 export * from './loader.ts';
-export type { Store, Database } from './store/index.ts';
+export * from './store/index.ts';
+export * from './image.ts';
+export * from './fetch.ts';
