@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const transportLibs = ['discord.js', 'discord.js/*', '@discordjs/*', 'express', 'express/*', 'multer', 'bullmq', 'bullmq/*', '@bull-board/*', 'commander'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'solescope-out/**', '**/*.min.js', '.tmp*'] },
+  { ignores: ['node_modules/**', 'data/**', 'coverage/**', 'solescope-out/**', '**/*.min.js', '.tmp*', 'tmp/**', 'out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
