@@ -7,7 +7,7 @@
 import { createLogger, loadConfig, toEngineError } from '../engine/index.ts';
 import { BullJobRunner, createBullJobRunner, mountQueueDashboard, startWorker } from '../jobs/index.ts';
 import { createChannelPoster } from './channel-poster.ts';
-import { RedisRateLimiter, startDiscordBot } from './discord/index.ts';
+import { RedisRateLimiter, startDiscordBot, startShardManager, stopShardManager } from './discord/index.ts';
 import { createHttpApp, serveHttp } from './http.ts';
 import { ensureRedis, portAnswers } from './redis.ts';
 import { createRuntime } from './runtime.ts';
@@ -53,6 +53,14 @@ async function main(): Promise<void> {
     });
     closers.push(() => runtime.close());
     const engine = runtime.engine;
+    // A shard child (spawned by the ShardingManager below) runs only its Discord shard: the parent
+    // process owns the HTTP port and the worker.
+    if (process.env.SHARDING_MANAGER === 'true') {
+      const bot = await startDiscordBot(engine, runtime.config, logger, { redisRateLimiter: false });
+      closers.push(() => bot.close());
+      logger.info('Discord shard ready', { shards: bot.client.shard?.ids });
+      return;
+    }
     if (runtime.config.SOLESCOPE_WORKER) {
       const worker = await startWorker({ engine, redisUrl: redis.url });
       closers.push(() => worker.close());
@@ -75,7 +83,11 @@ async function main(): Promise<void> {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : runtime.config.PORT;
     logger.info('solescope HTTP listening', { port, commands: engine.commands.size, store: engine.services.store.dialect });
-    if (runtime.config.DISCORD_TOKEN) {
+    if (runtime.config.DISCORD_TOKEN && runtime.config.SHARDS) {
+      const manager = await startShardManager(runtime.config, logger);
+      closers.push(() => stopShardManager(manager));
+      logger.info('Discord shards spawned', { shards: runtime.config.SHARDS });
+    } else if (runtime.config.DISCORD_TOKEN) {
       const bot = await startDiscordBot(engine, runtime.config, logger, { redisRateLimiter: false });
       closers.push(() => bot.close());
       logger.info('Discord bot ready', { user: bot.client.user?.tag });

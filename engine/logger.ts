@@ -17,7 +17,8 @@ const SECRET_KEY = /(token|secret|password|authorization|api[-_]?key|cookie)/i;
 // Discord bot tokens, bearer headers and credentials inside URLs.
 const SECRET_PATTERNS: readonly RegExp[] = [
   /[MNO][A-Za-z\d_-]{23,27}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,40}/g,
-  /(Bearer|Bot)\s+[A-Za-z0-9._~+/-]+=*/gi,
+  // Case-sensitive and long enough to be a credential, so prose like "bot ready" is left alone.
+  /\b(Bearer|Bot) [A-Za-z0-9._~+/-]{16,}=*/g,
   /(\/\/[^:/@\s]+:)[^@/\s]+@/g,
   /(\/api\/webhooks\/[^/\s]+\/)[A-Za-z0-9_-]{8,}/g,
 ];

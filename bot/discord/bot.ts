@@ -25,7 +25,7 @@ import {
   type MessageCreateOptions,
   type SendableChannels,
 } from 'discord.js';
-import { EngineError, toEngineError, type Caller, type Config, type Engine, type ImageRef, type Logger, type Reply } from '../../engine/index.ts';
+import { EngineError, toEngineError, type Caller, type Config, type Engine, type ImageRef, type Logger, type ProgressEvent, type Reply } from '../../engine/index.ts';
 import { callerFromInteraction, callerFromMessage } from './caller.ts';
 import { CdnDownloader, looksLikeImage, type AttachmentInfo } from './cdn.ts';
 import { buildSlashCommands, type SlashCatalogue, type SlashRoute } from './commands.ts';
@@ -105,7 +105,7 @@ export class DiscordBot {
       this.client.login(token).catch(reject);
     });
     await ready;
-    this.logger.info('discord bot ready', { user: this.client.user?.tag, guilds: this.client.guilds.cache.size, shards: this.client.shard?.ids ?? [0] });
+    this.logger.info('discord client ready', { user: this.client.user?.tag, guilds: this.client.guilds.cache.size, shards: this.client.shard?.ids ?? [0] });
   }
 
   /** Stop taking events, wait (bounded) for running handlers, then disconnect. */
@@ -149,7 +149,7 @@ export class DiscordBot {
     return this.slashCatalogue().routes.get(path);
   }
 
-  private contextInit(interaction: Interaction, caller: Caller, onProgress?: (e: import('../../engine/index.ts').ProgressEvent) => void) {
+  private contextInit(interaction: Interaction, caller: Caller, onProgress?: (e: ProgressEvent) => void) {
     return {
       transport: 'discord' as const,
       caller,
@@ -307,7 +307,13 @@ export class DiscordBot {
       const focused = interaction.options.getFocused(true);
       const option = route.optionNames.get(focused.name) ?? focused.name;
       const caller = callerFromInteraction(interaction, this.config.DISCORD_MODERATOR_ROLE);
-      choices = await this.engine.autocomplete(route.command, option, String(focused.value ?? ''), this.contextInit(interaction, caller));
+      const partial = String(focused.value ?? '');
+      choices = await this.engine.autocomplete(route.command, option, partial, this.contextInit(interaction, caller));
+      // Enums with more than 25 values are sent as autocomplete options: filter their choices here.
+      const spec = this.engine.commands.get(route.command)?.options.find((o) => o.name === option);
+      if (choices.length === 0 && spec?.kind === 'enum') {
+        choices = (spec.choices ?? []).filter((c) => c.toLowerCase().includes(partial.toLowerCase()));
+      }
     }
     await interaction
       .respond(choices.slice(0, 25).map((c) => ({ name: c.slice(0, 100), value: c.slice(0, 100) })))
@@ -334,7 +340,7 @@ export class DiscordBot {
       }
       void ('sendTyping' in message.channel ? message.channel.sendTyping().catch(() => undefined) : undefined);
       if (photo) await this.answerPhoto(message, photo, where);
-      else await this.answerText(message, where, caller);
+      else await this.answerText(message, caller);
     } catch (err) {
       await this.send(message, { content: errorText(toEngineError(err)) });
     }
@@ -370,13 +376,28 @@ export class DiscordBot {
   }
 
   /** Mentioned words: routed to a command (or answered) by the router. */
-  private async answerText(message: Message, where: { caller: Caller }, caller: Caller): Promise<void> {
+  private async answerText(message: Message, caller: Caller): Promise<void> {
+    // Each routed message may cost an LLM call: limit them per user (in Redis when configured).
+    if (this.options.router.kind === 'llm') {
+      const hit = await this.engine.services.rateLimiter.hit(`discord:route:${caller.id}`, 5, 60_000);
+      if (!hit.allowed) {
+        throw new EngineError('RATE_LIMITED', `I answer at most 5 questions a minute per person; try again in ${Math.ceil(hit.retryAfterMs / 1000)}s.`);
+      }
+    }
     const decision = await this.options.router.route(message.content);
     if (decision.kind === 'answer') {
       await this.send(message, { content: decision.text.slice(0, 2000) });
       return;
     }
-    const result = await this.engine.invoke(decision.command, decision.input, this.ctxForMessage(message, where.caller ?? caller));
+    // Images only ever come from Discord attachments: a URL a model put in an image argument is dropped.
+    const input = { ...decision.input };
+    const imageOptions = this.engine.commands.get(decision.command)?.options.filter((o) => o.kind === 'image') ?? [];
+    for (const option of imageOptions) delete input[option.name];
+    if (imageOptions.some((o) => o.required)) {
+      await this.send(message, { content: `📷 Attach a sneaker photo (or reply to one) and mention me to run \`${decision.command}\`.` });
+      return;
+    }
+    const result = await this.engine.invoke(decision.command, input, this.ctxForMessage(message, caller));
     if (!result.ok) await this.send(message, { content: errorText(result.error) });
     else await this.send(message, withFallbackContent(renderReply(result.reply)));
   }

@@ -124,3 +124,58 @@ export function buildSlashCommands(engine: Engine): SlashCatalogue {
   }
   return { commands, routes };
 }
+
+const NAME_RE = /^[-_\p{Ll}\p{Lo}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$/u;
+
+function optionProblems(where: string, options: readonly SlashOptionJson[], depth: number, problems: string[]): number {
+  let chars = 0;
+  if (options.length > 25) problems.push(`${where}: ${options.length} options (Discord allows 25)`);
+  const kinds = new Set(options.map((o) => (o.type === 1 || o.type === 2 ? 'sub' : 'value')));
+  if (kinds.size > 1) problems.push(`${where}: subcommands mixed with plain options`);
+  let seenOptional = false;
+  const names = new Set<string>();
+  for (const o of options) {
+    const at = `${where} ${o.name}`;
+    chars += o.name.length + o.description.length;
+    if (!NAME_RE.test(o.name)) problems.push(`${at}: invalid option name`);
+    if (names.has(o.name)) problems.push(`${at}: duplicate option name`);
+    names.add(o.name);
+    if (o.description.length < 1 || o.description.length > 100) problems.push(`${at}: description must be 1-100 characters`);
+    if (o.type === 2 && depth > 0) problems.push(`${at}: subcommand groups cannot be nested`);
+    if (o.type === 1 && depth > 1) problems.push(`${at}: subcommand too deep`);
+    if (o.type !== 1 && o.type !== 2) {
+      if (o.required) {
+        if (seenOptional) problems.push(`${at}: required option after an optional one`);
+      } else seenOptional = true;
+    }
+    if (o.choices) {
+      if (o.choices.length > 25) problems.push(`${at}: ${o.choices.length} choices (Discord allows 25)`);
+      if (o.autocomplete) problems.push(`${at}: autocomplete together with choices`);
+      for (const c of o.choices) {
+        chars += c.name.length + String(c.value).length;
+        if (c.name.length < 1 || c.name.length > 100 || String(c.value).length > 100) problems.push(`${at}: choice "${c.name}" must be 1-100 characters`);
+      }
+    }
+    if (o.min_value !== undefined && o.max_value !== undefined && o.min_value > o.max_value) problems.push(`${at}: min_value > max_value`);
+    if (o.max_length !== undefined && (o.max_length < 1 || o.max_length > 6000)) problems.push(`${at}: max_length must be 1-6000`);
+    if (o.min_length !== undefined && (o.min_length < 0 || o.min_length > 6000)) problems.push(`${at}: min_length must be 0-6000`);
+    if (o.options) chars += optionProblems(at, o.options, depth + (o.type === 2 ? 1 : o.type === 1 ? 2 : 0), problems);
+  }
+  return chars;
+}
+
+/**
+ * Discord's documented limits for one chat-input command: names, description lengths, 25 options and
+ * choices, required-before-optional, nesting, and at most 4,000 characters of names, descriptions and
+ * choice values in total. Returns the problems found (empty when Discord will accept it), so deploy
+ * fails with a readable list instead of a 50035 "Invalid Form Body" from the API.
+ */
+export function slashCommandProblems(command: SlashCommandJson): string[] {
+  const problems: string[] = [];
+  const where = `/${command.name}`;
+  if (!NAME_RE.test(command.name)) problems.push(`${where}: invalid command name`);
+  if (command.description.length < 1 || command.description.length > 100) problems.push(`${where}: description must be 1-100 characters`);
+  const chars = command.name.length + command.description.length + optionProblems(where, command.options ?? [], 0, problems);
+  if (chars > 4000) problems.push(`${where}: ${chars} characters in names, descriptions and choices (Discord allows 4000)`);
+  return problems;
+}

@@ -7,7 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { EngineError, toEngineError, type Config, type Engine, type Logger } from '../../engine/index.ts';
-import { buildSlashCommands } from './commands.ts';
+import { buildSlashCommands, slashCommandProblems } from './commands.ts';
 import { createRest, syncCommands, type SyncResult } from './deploy.ts';
 
 /** Derive the slash commands from `engine` and sync them with Discord. */
@@ -16,6 +16,11 @@ export async function deployCommands(engine: Engine, config: Config, logger: Log
   const rest = createRest(config.DISCORD_TOKEN, config.DISCORD_API_URL);
   const applicationId = config.DISCORD_APPLICATION_ID ?? String(((await rest.get('/applications/@me')) as { id: string }).id);
   const { commands } = buildSlashCommands(engine);
+  const problems = commands.flatMap(slashCommandProblems);
+  if (problems.length > 0) {
+    throw new EngineError('BAD_INPUT', `Discord would reject these slash commands:\n  ${problems.join('\n  ')}`, { details: { problems } });
+  }
+  if (commands.length > 100) throw new EngineError('BAD_INPUT', `${commands.length} top-level commands; Discord allows 100.`);
   const result = await syncCommands(rest, applicationId, commands, config.DISCORD_GUILD_ID);
   logger.info('slash commands deployed', { ...result, applicationId });
   return { ...result, applicationId };

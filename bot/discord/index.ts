@@ -11,7 +11,7 @@ import { createRouter, type MessageRouter } from './router.ts';
 import { NsfwSafety, type UploadSafety } from './safety.ts';
 
 export { DiscordBot } from './bot.ts';
-export { buildSlashCommands, BARE_SUBCOMMAND, type SlashCatalogue, type SlashCommandJson, type SlashRoute } from './commands.ts';
+export { buildSlashCommands, slashCommandProblems, BARE_SUBCOMMAND, type SlashCatalogue, type SlashCommandJson, type SlashRoute } from './commands.ts';
 export { syncCommands, createRest, normaliseCommand, type SyncResult } from './deploy.ts';
 export { CdnDownloader, DISCORD_CDN_ORIGINS, looksLikeImage } from './cdn.ts';
 export { RedisRateLimiter } from './redis-rate-limiter.ts';

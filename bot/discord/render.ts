@@ -100,9 +100,15 @@ export function renderReplies(replies: readonly Reply[]): RenderedMessage {
     const embed = renderEmbed(reply, names[0]);
     if (embed && embeds.length < 10) embeds.push(embed);
   }
-  const content = clip(replies.map((r) => r.text).filter((t) => t.trim() !== '').join('\n\n'), LIMITS.content);
+  const joined = replies.map((r) => r.text).filter((t) => t.trim() !== '').join('\n\n');
   const components = renderActions(replies.flatMap((r) => r.actions ?? []));
-  return { content, embeds, files, components };
+  if (joined.length > LIMITS.content && replies.length === 1) {
+    // A long text (help, reports) fits an embed description (4,096) better than content (2,000).
+    const first = embeds[0] ?? new EmbedBuilder().setColor(replies[0]?.color ?? COLORS.reply).toJSON();
+    embeds[0] = { ...first, description: clip(joined, LIMITS.embedDescription) };
+    return { content: '', embeds, files, components };
+  }
+  return { content: clip(joined, LIMITS.content), embeds, files, components };
 }
 
 /** The short user-facing text of an error: the catalogue sentence plus the specific message. */

@@ -56,7 +56,11 @@ export class KeywordRouter implements MessageRouter {
     for (const [name, command] of this.engine.commands) {
       if (command.definition.hiddenFromTools || (command.definition.permissions ?? 'everyone') !== 'everyone') continue;
       const parts = name.split(/[ -]/);
-      const hits = parts.filter((p) => said.includes(p) || said.includes(`${p}s`)).length;
+      const said1 = (p: string): boolean => said.includes(p) || said.includes(`${p}s`);
+      // A group word alone ("models") is not enough for "models promote": its own word must be said.
+      const own = name.split(' ').slice(1).flatMap((w) => w.split('-'));
+      if (own.length > 0 && !own.some(said1)) continue;
+      const hits = parts.filter(said1).length;
       let score = hits / parts.length;
       if (joined.includes(` ${name.replace(/ /g, ' ')} `) || joined.includes(` ${name.replace(/ /g, '-')} `)) score += 1;
       if (score > 0 && (!best || score > best.score || (score === best.score && name.length > best.name.length))) best = { name, score };

@@ -58,10 +58,8 @@ export async function startShardManager(config: Config, logger: Logger, options:
 
 /** Kill every shard process. */
 export async function stopShardManager(manager: ShardingManager): Promise<void> {
-  for (const shard of manager.shards.values()) {
-    shard.respawn = false;
-    shard.kill();
-  }
+  manager.respawn = false;
+  for (const shard of manager.shards.values()) shard.kill();
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
