@@ -18,7 +18,7 @@ export { RedisRateLimiter } from './redis-rate-limiter.ts';
 export { KeywordRouter, LlmRouter, createRouter, chatModelFromConfig, toolName, type MessageRouter, type RouteDecision } from './router.ts';
 export { NsfwSafety, NSFW_CLASSES, type UploadSafety, type SafetyVerdict } from './safety.ts';
 export { renderReply, renderReplies, errorText, renderProgress } from './render.ts';
-export { startShardManager } from './shard.ts';
+export { startShardManager, stopShardManager } from './shard.ts';
 
 /** Options of {@link startDiscordBot}; every one has a production default. */
 export interface StartDiscordBotOptions {

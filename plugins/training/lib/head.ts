@@ -1,0 +1,573 @@
+/**
+ * A classification head on frozen backbone embeddings: standardise → (dense + ReLU + dropout) → softmax,
+ * trained with class-weighted cross-entropy and mini-batches. Plain TypeScript on Float32Arrays: heads
+ * are small (≤ 1280×1024), so this is as fast as tfjs-wasm for them, runs in any worker without a
+ * backend, leaks no tensors, and its whole state (weights, optimiser moments, RNG) serialises to one
+ * checkpoint per epoch so a killed worker resumes exactly where it stopped.
+ */
+
+/** Hyperparameters of a head (the `tune` search space). */
+export interface HeadParams {
+  /** Hidden units; 0 = a linear (softmax regression) head. */
+  readonly hidden: number;
+  readonly dropout: number;
+  readonly lr: number;
+  readonly optimizer: 'adam' | 'sgd' | 'rmsprop';
+  /** Std of Gaussian noise added to standardised embeddings each batch (feature-space augmentation). */
+  readonly augment: number;
+  readonly batchSize: number;
+  /** L2 penalty on weights. */
+  readonly weightDecay: number;
+}
+
+/** Defaults that train a sound head on MobileNet/Inception embeddings. */
+export const DEFAULT_HEAD_PARAMS: HeadParams = {
+  hidden: 64,
+  dropout: 0.2,
+  lr: 0.01,
+  optimizer: 'adam',
+  augment: 0.1,
+  batchSize: 16,
+  weightDecay: 1e-4,
+};
+
+/**
+ * A trained head as JSON: the registry artifact. It is the vision plugin's head-file format
+ * (`solescope-head` v1: standardise → dense layers → softmax, plus an out-of-distribution check), so the
+ * serving code loads a promoted version exactly like its shipped default models.
+ */
+export interface HeadArtifact {
+  readonly format: 'solescope-head';
+  readonly version: 1;
+  readonly id: string;
+  readonly task: string;
+  /** Labels the softmax covers, in output order. */
+  readonly labels: readonly string[];
+  readonly backbone: string;
+  readonly prepVersion: string;
+  /** The feature pipeline (derived from `prepVersion`); embeddings are used unnormalised (`l2: false`). */
+  readonly features: { readonly trim: boolean; readonly flipAverage: boolean; readonly l2: boolean };
+  readonly standardise: { readonly mean: readonly number[]; readonly std: readonly number[] };
+  readonly layers: readonly {
+    readonly inputs: number;
+    readonly units: number;
+    /** Row-major `[inputs][units]`. */
+    readonly kernel: readonly number[];
+    readonly bias: readonly number[];
+    readonly activation: 'linear' | 'relu';
+  }[];
+  /** L2-normalised class centroids of the training embeddings and the cosine distance beyond which an input is unlike them. */
+  readonly ood: { readonly centroids: readonly (readonly number[])[]; readonly threshold: number };
+  readonly temperature: number;
+  readonly minConfidence: number;
+  readonly seed: number;
+  readonly createdAt: string;
+  readonly meta: Record<string, unknown>;
+}
+
+/** One epoch's numbers (training curves). */
+export interface EpochLog {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly valLoss: number;
+  readonly valMacroF1: number;
+  readonly valAccuracy: number;
+}
+
+/** Everything needed to resume training after epoch `epoch`. */
+export interface HeadCheckpoint {
+  readonly epoch: number;
+  readonly rng: number;
+  readonly params: string;
+  readonly m: string;
+  readonly v: string;
+  readonly step: number;
+  readonly curves: readonly EpochLog[];
+  readonly bestF1: number;
+  readonly best: string;
+}
+
+/** Training data: standardisation is computed from `x` (the training split only). */
+export interface HeadData {
+  readonly x: readonly Float32Array[];
+  readonly y: readonly number[];
+}
+
+/** mulberry32: small, fast, seedable, and its whole state is one uint32 (checkpointable). */
+export class Rng {
+  constructor(public state: number) {}
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  normal(): number {
+    const u = Math.max(this.next(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+}
+
+/** Float32Array ⇄ base64 (compact checkpoints and artifacts). */
+export function f32ToB64(a: Float32Array): string {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+}
+/** Inverse of {@link f32ToB64}. */
+export function b64ToF32(s: string): Float32Array {
+  const buf = Buffer.from(s, 'base64');
+  const out = new Float32Array(buf.byteLength / 4);
+  new Uint8Array(out.buffer).set(buf);
+  return out;
+}
+
+interface Shapes {
+  dim: number;
+  hidden: number;
+  k: number;
+}
+
+function paramCount({ dim, hidden, k }: Shapes): number {
+  return hidden > 0 ? dim * hidden + hidden + hidden * k + k : dim * k + k;
+}
+
+function initParams(s: Shapes, rng: Rng): Float32Array {
+  const p = new Float32Array(paramCount(s));
+  // He init for the ReLU layer, Glorot for the softmax layer; biases zero.
+  if (s.hidden > 0) {
+    const a = Math.sqrt(2 / s.dim);
+    for (let i = 0; i < s.dim * s.hidden; i++) p[i] = rng.normal() * a;
+    const off = s.dim * s.hidden + s.hidden;
+    const b = Math.sqrt(2 / (s.hidden + s.k));
+    for (let i = 0; i < s.hidden * s.k; i++) p[off + i] = rng.normal() * b;
+  } else {
+    const b = Math.sqrt(2 / (s.dim + s.k));
+    for (let i = 0; i < s.dim * s.k; i++) p[i] = rng.normal() * b;
+  }
+  return p;
+}
+
+/**
+ * Forward pass for one standardised input. Returns probabilities, and the hidden activations (after the
+ * dropout mask) for backprop.
+ */
+function forward(p: Float32Array, s: Shapes, x: Float32Array, mask: Float32Array | undefined, hiddenOut: Float32Array, probs: Float64Array): void {
+  const { dim, hidden, k } = s;
+  let inputs: Float32Array = x;
+  let inDim = dim;
+  let off = 0;
+  if (hidden > 0) {
+    for (let j = 0; j < hidden; j++) hiddenOut[j] = p[dim * hidden + j]!;
+    for (let i = 0; i < dim; i++) {
+      const xi = x[i]!;
+      if (xi === 0) continue;
+      const row = i * hidden;
+      for (let j = 0; j < hidden; j++) hiddenOut[j]! += xi * p[row + j]!;
+    }
+    for (let j = 0; j < hidden; j++) {
+      const h = hiddenOut[j]! > 0 ? hiddenOut[j]! : 0;
+      hiddenOut[j] = mask ? h * mask[j]! : h;
+    }
+    inputs = hiddenOut;
+    inDim = hidden;
+    off = dim * hidden + hidden;
+  }
+  let max = -Infinity;
+  for (let c = 0; c < k; c++) {
+    let z = p[off + inDim * k + c]!;
+    for (let i = 0; i < inDim; i++) z += inputs[i]! * p[off + i * k + c]!;
+    probs[c] = z;
+    if (z > max) max = z;
+  }
+  let sum = 0;
+  for (let c = 0; c < k; c++) {
+    probs[c] = Math.exp(probs[c]! - max);
+    sum += probs[c]!;
+  }
+  for (let c = 0; c < k; c++) probs[c] = probs[c]! / sum;
+}
+
+/** Balanced class weights: n / (k · count[c]), so rare brands count as much as common ones. */
+export function classWeights(y: readonly number[], k: number): number[] {
+  const counts = new Array<number>(k).fill(0);
+  for (const c of y) counts[c] = (counts[c] ?? 0) + 1;
+  return counts.map((n) => (n > 0 ? y.length / (k * n) : 0));
+}
+
+/** Per-feature mean and std of the training split. */
+export function standardiser(x: readonly Float32Array[], dim: number): { mean: Float32Array; std: Float32Array } {
+  const mean = new Float32Array(dim);
+  const std = new Float32Array(dim);
+  for (const row of x) for (let i = 0; i < dim; i++) mean[i]! += row[i]! / x.length;
+  for (const row of x) for (let i = 0; i < dim; i++) std[i]! += (row[i]! - mean[i]!) ** 2 / x.length;
+  for (let i = 0; i < dim; i++) std[i] = Math.sqrt(std[i]!) || 1;
+  return { mean, std };
+}
+
+function standardise(x: Float32Array, mean: ArrayLike<number>, std: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = (x[i]! - mean[i]!) / std[i]!;
+  return out;
+}
+
+/** Options of {@link trainHead}. */
+export interface TrainHeadOptions {
+  readonly task: string;
+  readonly classes: readonly string[];
+  readonly features: { readonly backbone: string; readonly prepVersion: string };
+  readonly train: HeadData;
+  /** Held-out data for the curves and for keeping the best epoch (the gate uses its own test split). */
+  readonly validation: HeadData;
+  readonly epochs: number;
+  readonly params: HeadParams;
+  readonly seed: number;
+  /** Resume from this checkpoint (its epoch is already done). */
+  readonly resume?: HeadCheckpoint | undefined;
+  /** Called after each epoch with its log and a checkpoint; awaited (so checkpoints are durable). */
+  readonly onEpoch?: (log: EpochLog, checkpoint: HeadCheckpoint) => Promise<void> | void;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Result of {@link trainHead}. */
+export interface TrainHeadResult {
+  readonly artifact: HeadArtifact;
+  readonly curves: readonly EpochLog[];
+  readonly resumedFromEpoch: number;
+}
+
+/** Train a head. Deterministic for a given seed, also across a resume. */
+export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadResult> {
+  const { train, validation, params, classes } = options;
+  const first = train.x[0];
+  if (!first) throw new Error('no training data');
+  const dim = first.length;
+  const k = classes.length;
+  const s: Shapes = { dim, hidden: Math.max(0, Math.round(params.hidden)), k };
+  const { mean, std } = standardiser(train.x, dim);
+  const xs = train.x.map((x) => standardise(x, mean, std));
+  const vx = validation.x.map((x) => standardise(x, mean, std));
+  const weightsOf = classWeights(train.y, k);
+  const rng = new Rng(options.resume?.rng ?? (options.seed >>> 0 || 1));
+  let p = options.resume ? b64ToF32(options.resume.params) : initParams(s, rng);
+  let m = options.resume ? b64ToF32(options.resume.m) : new Float32Array(p.length);
+  let v = options.resume ? b64ToF32(options.resume.v) : new Float32Array(p.length);
+  if (p.length !== paramCount(s)) {
+    // A checkpoint from different data or params: start over rather than load mismatched weights.
+    p = initParams(s, rng);
+    m = new Float32Array(p.length);
+    v = new Float32Array(p.length);
+  }
+  let step = options.resume?.step ?? 0;
+  const curves: EpochLog[] = [...(options.resume?.curves ?? [])];
+  let bestF1 = options.resume?.bestF1 ?? -1;
+  let best = options.resume ? b64ToF32(options.resume.best) : new Float32Array(p);
+  const startEpoch = options.resume && p.length === paramCount(s) ? options.resume.epoch : 0;
+  const grad = new Float32Array(p.length);
+  const hiddenOut = new Float32Array(Math.max(1, s.hidden));
+  const mask = new Float32Array(Math.max(1, s.hidden));
+  const probs = new Float64Array(k);
+  const dz = new Float64Array(k);
+  const dh = new Float64Array(Math.max(1, s.hidden));
+  const batchSize = Math.max(1, Math.round(params.batchSize));
+  const order = xs.map((_, i) => i);
+  const noisy = new Float32Array(dim);
+
+  for (let epoch = startEpoch + 1; epoch <= options.epochs; epoch++) {
+    if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('aborted');
+    // Each epoch's order is a pure function of the RNG state (which the checkpoint holds), so a resumed run
+    // sees exactly the batches an uninterrupted one would.
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.next() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    let lossSum = 0;
+    let weightSum = 0;
+    for (let b0 = 0; b0 < order.length; b0 += batchSize) {
+      grad.fill(0);
+      const batch = order.slice(b0, b0 + batchSize);
+      let bw = 0;
+      for (const idx of batch) {
+        const x0 = xs[idx]!;
+        const label = train.y[idx]!;
+        const w = weightsOf[label] ?? 1;
+        for (let i = 0; i < dim; i++) noisy[i] = params.augment > 0 ? x0[i]! + params.augment * rng.normal() : x0[i]!;
+        if (s.hidden > 0) {
+          const keep = 1 - params.dropout;
+          for (let j = 0; j < s.hidden; j++) mask[j] = rng.next() < keep ? 1 / keep : 0;
+        }
+        forward(p, s, noisy, s.hidden > 0 ? mask : undefined, hiddenOut, probs);
+        lossSum += -Math.log(Math.max(probs[label]!, 1e-12)) * w;
+        weightSum += w;
+        bw += w;
+        for (let c = 0; c < k; c++) dz[c] = (probs[c]! - (c === label ? 1 : 0)) * w;
+        if (s.hidden > 0) {
+          const off = dim * s.hidden + s.hidden;
+          for (let j = 0; j < s.hidden; j++) {
+            let acc = 0;
+            const h = hiddenOut[j]!;
+            for (let c = 0; c < k; c++) {
+              grad[off + j * k + c]! += h * dz[c]!;
+              acc += p[off + j * k + c]! * dz[c]!;
+            }
+            dh[j] = h > 0 ? acc * mask[j]! : 0;
+          }
+          for (let c = 0; c < k; c++) grad[off + s.hidden * k + c]! += dz[c]!;
+          for (let i = 0; i < dim; i++) {
+            const xi = noisy[i]!;
+            const row = i * s.hidden;
+            for (let j = 0; j < s.hidden; j++) grad[row + j]! += xi * dh[j]!;
+          }
+          for (let j = 0; j < s.hidden; j++) grad[dim * s.hidden + j]! += dh[j]!;
+        } else {
+          for (let i = 0; i < dim; i++) {
+            const xi = noisy[i]!;
+            for (let c = 0; c < k; c++) grad[i * k + c]! += xi * dz[c]!;
+          }
+          for (let c = 0; c < k; c++) grad[dim * k + c]! += dz[c]!;
+        }
+      }
+      step++;
+      const scale = 1 / Math.max(bw, 1e-9);
+      const lr = params.lr;
+      for (let i = 0; i < p.length; i++) {
+        const g = grad[i]! * scale + params.weightDecay * p[i]!;
+        if (params.optimizer === 'adam') {
+          m[i] = 0.9 * m[i]! + 0.1 * g;
+          v[i] = 0.999 * v[i]! + 0.001 * g * g;
+          const mh = m[i]! / (1 - 0.9 ** step);
+          const vh = v[i]! / (1 - 0.999 ** step);
+          p[i]! -= (lr * mh) / (Math.sqrt(vh) + 1e-8);
+        } else if (params.optimizer === 'rmsprop') {
+          v[i] = 0.9 * v[i]! + 0.1 * g * g;
+          p[i]! -= (lr * g) / (Math.sqrt(v[i]!) + 1e-8);
+        } else {
+          m[i] = 0.9 * m[i]! + g;
+          p[i]! -= lr * m[i]!;
+        }
+      }
+    }
+    const val = evaluateParams(p, s, vx, validation.y, k, weightsOf);
+    const log: EpochLog = { epoch, loss: lossSum / Math.max(weightSum, 1e-9), valLoss: val.loss, valMacroF1: val.macroF1, valAccuracy: val.accuracy };
+    curves.push(log);
+    // Keep the best epoch on validation (early-stopping without stopping: the curves stay complete):
+    // higher macro-F1, or equal macro-F1 with lower loss (a small validation set saturates F1 early).
+    const score = val.macroF1 - val.loss * 1e-6;
+    if (score > bestF1 || vx.length === 0) {
+      bestF1 = score;
+      best = new Float32Array(p);
+    }
+    const checkpoint: HeadCheckpoint = {
+      epoch,
+      rng: rng.state,
+      params: f32ToB64(p),
+      m: f32ToB64(m),
+      v: f32ToB64(v),
+      step,
+      curves: [...curves],
+      bestF1,
+      best: f32ToB64(best),
+    };
+    await options.onEpoch?.(log, checkpoint);
+    // Yield so lock renewal, progress and cancellation get their turn between epochs.
+    await new Promise((r) => setImmediate(r));
+  }
+  return {
+    artifact: toArtifact(best, s, {
+      task: options.task,
+      classes,
+      features: options.features,
+      mean,
+      std,
+      seed: options.seed,
+      ood: oodOf(train, k),
+    }),
+    curves,
+    resumedFromEpoch: startEpoch,
+  };
+}
+
+function l2(v: ArrayLike<number>): number[] {
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n += v[i]! * v[i]!;
+  n = Math.sqrt(n) || 1;
+  return Array.from(v, (x) => x / n);
+}
+
+function cosine(a: readonly number[], b: readonly number[]): number {
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
+  return 1 - dot;
+}
+
+/** Class centroids (normalised) and the 99th percentile of training distances to the nearest one. */
+function oodOf(train: HeadData, k: number): { centroids: number[][]; threshold: number } {
+  const dim = train.x[0]!.length;
+  const sums = Array.from({ length: k }, () => new Array<number>(dim).fill(0));
+  train.x.forEach((x, i) => {
+    const u = l2(x);
+    const row = sums[train.y[i]!]!;
+    for (let d = 0; d < dim; d++) row[d]! += u[d]!;
+  });
+  const centroids = sums.filter((r) => r.some((v) => v !== 0)).map((r) => l2(r));
+  const distances = train.x.map((x) => Math.min(...centroids.map((c) => cosine(l2(x), c)))).sort((a, b) => a - b);
+  const threshold = distances[Math.min(distances.length - 1, Math.floor(distances.length * 0.99))] ?? 1;
+  return { centroids, threshold: Math.max(threshold, 1e-6) };
+}
+
+function toArtifact(
+  p: Float32Array,
+  s: Shapes,
+  o: { task: string; classes: readonly string[]; features: { backbone: string; prepVersion: string }; mean: Float32Array; std: Float32Array; seed: number; ood: { centroids: number[][]; threshold: number } },
+): HeadArtifact {
+  const { dim, hidden, k } = s;
+  const layers: HeadArtifact['layers'] =
+    hidden > 0
+      ? [
+          { inputs: dim, units: hidden, kernel: Array.from(p.subarray(0, dim * hidden)), bias: Array.from(p.subarray(dim * hidden, dim * hidden + hidden)), activation: 'relu' },
+          {
+            inputs: hidden,
+            units: k,
+            kernel: Array.from(p.subarray(dim * hidden + hidden, dim * hidden + hidden + hidden * k)),
+            bias: Array.from(p.subarray(dim * hidden + hidden + hidden * k)),
+            activation: 'linear',
+          },
+        ]
+      : [{ inputs: dim, units: k, kernel: Array.from(p.subarray(0, dim * k)), bias: Array.from(p.subarray(dim * k)), activation: 'linear' }];
+  return {
+    format: 'solescope-head',
+    version: 1,
+    id: `${o.task}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    task: o.task,
+    labels: [...o.classes],
+    backbone: o.features.backbone,
+    prepVersion: o.features.prepVersion,
+    features: { trim: o.features.prepVersion.includes('+trim'), flipAverage: o.features.prepVersion.includes('+flipavg'), l2: false },
+    standardise: { mean: Array.from(o.mean), std: Array.from(o.std) },
+    layers,
+    ood: o.ood,
+    temperature: 1,
+    minConfidence: 0.6,
+    seed: o.seed,
+    createdAt: new Date().toISOString(),
+    meta: { trainer: 'training-plugin' },
+  };
+}
+
+function evaluateParams(
+  p: Float32Array,
+  s: Shapes,
+  xs: readonly Float32Array[],
+  y: readonly number[],
+  k: number,
+  weights: readonly number[],
+): { loss: number; macroF1: number; accuracy: number } {
+  const hiddenOut = new Float32Array(Math.max(1, s.hidden));
+  const probs = new Float64Array(k);
+  const pred: number[] = [];
+  let loss = 0;
+  let wsum = 0;
+  xs.forEach((x, i) => {
+    forward(p, s, x, undefined, hiddenOut, probs);
+    const label = y[i]!;
+    const w = weights[label] ?? 1;
+    loss += -Math.log(Math.max(probs[label]!, 1e-12)) * w;
+    wsum += w;
+    pred.push(argmax(probs));
+  });
+  const { macroF1, accuracy } = quickF1(y, pred, k);
+  return { loss: wsum > 0 ? loss / wsum : 0, macroF1, accuracy };
+}
+
+function quickF1(y: readonly number[], pred: readonly number[], k: number): { macroF1: number; accuracy: number } {
+  let f1Sum = 0;
+  let classes = 0;
+  let correct = 0;
+  for (let c = 0; c < k; c++) {
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    y.forEach((t, i) => {
+      const p = pred[i];
+      if (t === c && p === c) tp++;
+      else if (p === c) fp++;
+      else if (t === c) fn++;
+    });
+    if (tp + fp + fn === 0) continue;
+    classes++;
+    f1Sum += tp > 0 ? (2 * tp) / (2 * tp + fp + fn) : 0;
+  }
+  y.forEach((t, i) => {
+    if (pred[i] === t) correct++;
+  });
+  return { macroF1: classes > 0 ? f1Sum / classes : 0, accuracy: y.length > 0 ? correct / y.length : 0 };
+}
+
+function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
+  return best;
+}
+
+/** A loaded head, ready to classify embeddings. */
+export interface LoadedHead {
+  readonly task: string;
+  readonly classes: readonly string[];
+  readonly features: { readonly backbone: string; readonly prepVersion: string; readonly dim: number; readonly l2: boolean };
+  /** Class probabilities for one raw (unstandardised) embedding, in `classes` order. */
+  predict(embedding: Float32Array): number[];
+}
+
+/**
+ * Parse and load a head artifact (JSON bytes or object): ours, or any `solescope-head` v1 file (the
+ * shipped defaults too), so the gate can evaluate whatever the champion is. Throws on anything else.
+ */
+export function loadHead(artifact: Buffer | Uint8Array | HeadArtifact): LoadedHead {
+  const a = (artifact instanceof Uint8Array ? JSON.parse(Buffer.from(artifact).toString('utf8')) : artifact) as Partial<HeadArtifact>;
+  if (a.format !== 'solescope-head' || a.version !== 1) throw new Error(`not a solescope head artifact (format ${String(a.format)})`);
+  const mean = a.standardise?.mean ?? [];
+  const std = a.standardise?.std ?? [];
+  const layers = a.layers ?? [];
+  const labels = a.labels ?? [];
+  let inputs = mean.length;
+  for (const l of layers) {
+    if (l.inputs !== inputs || l.kernel.length !== l.inputs * l.units || l.bias.length !== l.units) throw new Error('head artifact layers do not match their shapes');
+    inputs = l.units;
+  }
+  if (layers.length === 0 || inputs !== labels.length || std.length !== mean.length) throw new Error('head artifact is incomplete');
+  const useL2 = a.features?.l2 === true;
+  const temperature = a.temperature ?? 1;
+  return {
+    task: a.task ?? '',
+    classes: labels,
+    features: { backbone: a.backbone ?? '', prepVersion: a.prepVersion ?? '', dim: mean.length, l2: useL2 },
+    predict(embedding) {
+      if (embedding.length !== mean.length) throw new Error(`embedding has ${embedding.length} dims, the head expects ${mean.length}`);
+      const e = useL2 ? l2(embedding) : embedding;
+      let x: number[] = Array.from({ length: mean.length }, (_, i) => (e[i]! - mean[i]!) / std[i]!);
+      for (const l of layers) {
+        const out = l.bias.slice();
+        for (let i = 0; i < l.inputs; i++) {
+          const xi = x[i]!;
+          if (xi === 0) continue;
+          for (let j = 0; j < l.units; j++) out[j]! += xi * l.kernel[i * l.units + j]!;
+        }
+        x = l.activation === 'relu' ? out.map((v) => Math.max(0, v)) : out;
+      }
+      const max = Math.max(...x.map((v) => v / temperature));
+      const exps = x.map((v) => Math.exp(v / temperature - max));
+      const sum = exps.reduce((p, q) => p + q, 0);
+      return exps.map((v) => v / sum);
+    },
+  };
+}
+
+/** Whether bytes look like a head artifact this module can load. */
+export function isHeadArtifact(bytes: Uint8Array): boolean {
+  try {
+    loadHead(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}

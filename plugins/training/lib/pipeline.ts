@@ -1,0 +1,332 @@
+/**
+ * One training run, as the queued job executes it: collect data (datasets + votes, conflict rule, no
+ * generated images) → group-aware split → embeddings (store cache, else the embedder service) → train a
+ * head with a checkpoint per epoch → evaluate candidate AND champion on the same test split → register
+ * the version (idempotent per job) → gate → promote atomically or keep as candidate.
+ */
+import { z } from 'zod';
+import { EngineError, type JobContext, type Store } from '../../../engine/index.ts';
+import { curvesPng } from './charts.ts';
+import { collectTrainingData, conflictRuleSchema, TASK_CLASSES, type ClassifierTask, type DataSnapshot, type LabelledItem } from './data.ts';
+import { decide, gateFromEnv, type GateConfig, type GateDecision } from './gate.ts';
+import { DEFAULT_HEAD_PARAMS, loadHead, trainHead, type EpochLog, type HeadCheckpoint, type HeadParams } from './head.ts';
+import { evaluate, type Evaluation } from './metrics.ts';
+import type { ModelRegistry } from './registry.ts';
+import { groupSplit } from './split.ts';
+
+/** Head hyperparameters as job data. */
+export const headParamsSchema = z
+  .object({
+    hidden: z.number().int().min(0).max(1024),
+    dropout: z.number().min(0).max(0.9),
+    lr: z.number().positive().max(1),
+    optimizer: z.enum(['adam', 'sgd', 'rmsprop']),
+    augment: z.number().min(0).max(1),
+    batchSize: z.number().int().min(1).max(1024),
+    weightDecay: z.number().min(0).max(1),
+  })
+  .strict();
+
+/** Where embeddings come from. */
+export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
+
+/** Data of the `training.train` job (validated when enqueued and again in the worker). */
+export const trainJobSchema = z
+  .object({
+    task: z.enum(['hype', 'brand', 'gan']),
+    datasets: z.array(z.string().min(1).max(100)).max(20).default([]),
+    epochs: z.number().int().min(1).max(2000).default(40),
+    params: headParamsSchema.partial().default({}),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    testSize: z.number().min(0.05).max(0.5).default(0.1),
+    conflictRule: conflictRuleSchema.default('import-wins'),
+    minVotes: z.number().int().min(1).max(100).default(1),
+    features: featureSpecSchema.optional(),
+    requestedBy: z.string().min(1).max(200),
+    guildId: z.string().max(100).optional(),
+    autoPromote: z.boolean().default(true),
+    gate: z.object({ margin: z.number().min(0).max(1), maxRecallDrop: z.number().min(0).max(1) }).partial().strict().optional(),
+    /** Set by `tune`: the search this run belongs to (written on the version's params). */
+    tuneId: z.string().max(100).optional(),
+  })
+  .strict();
+
+/** Parsed train-job data. */
+export type TrainJobData = z.output<typeof trainJobSchema>;
+
+/** Result of a training job (`train --wait --json` data). */
+export interface TrainResult {
+  readonly job: string;
+  readonly model: number;
+  readonly task: string;
+  readonly decision: GateDecision;
+  readonly metrics: Evaluation;
+  readonly resumedFromEpoch: number;
+  readonly data: { readonly n: number; readonly train: number; readonly test: number; readonly digest: string };
+}
+
+/** The embedder contract: a plugin (vision) provides it as service `embedder`. */
+export interface Embedder {
+  readonly backbone: string;
+  readonly prepVersion: string;
+  /** Embed stored images by content id (the embedder caches them in the store itself or not; we do too). */
+  embedImages(shas: readonly string[], signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+}
+
+/** Default feature space when neither the job nor an embedder says (the vision plugin's default backbone). */
+export const DEFAULT_FEATURES = { backbone: 'mobilenet_v2', prepVersion: 'v1' } as const;
+
+/**
+ * The feature space pinned by `SOLESCOPE_TRAIN_FEATURES=<backbone>/<prepVersion>` (e.g. when embeddings
+ * were precomputed into the store by another machine), if set and well-formed.
+ */
+export function featuresFromEnv(env: Record<string, string | undefined> = process.env): { backbone: string; prepVersion: string } | undefined {
+  const m = /^([^/\s]+)\/([^/\s]+)$/.exec(env.SOLESCOPE_TRAIN_FEATURES?.trim() ?? '');
+  return m ? { backbone: m[1]!, prepVersion: m[2]! } : undefined;
+}
+
+function embedderOf(ctx: JobContext): Embedder | undefined {
+  const e = ctx.engine.service<Embedder>('embedder');
+  return e && typeof e.embedImages === 'function' ? e : undefined;
+}
+
+/** Prepared data of a run: items split and embedded. */
+export interface PreparedRun {
+  readonly classes: readonly string[];
+  readonly features: { backbone: string; prepVersion: string };
+  readonly snapshot: DataSnapshot;
+  readonly train: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
+  readonly validation: { x: Float32Array[]; y: number[] };
+  readonly test: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
+}
+
+/** Collect, split and embed. Used by training runs and tuning trials alike. */
+export async function prepareRun(
+  store: Store,
+  data: Pick<TrainJobData, 'task' | 'datasets' | 'conflictRule' | 'minVotes' | 'features' | 'seed' | 'testSize' | 'guildId'>,
+  ctx: JobContext,
+): Promise<PreparedRun> {
+  if (data.task === 'gan') throw new EngineError('BAD_INPUT', 'GAN runs are not classifier runs.');
+  const task: ClassifierTask = data.task;
+  const classes = TASK_CLASSES[task];
+  await ctx.progress({ stage: 'collecting data', fraction: 0.01 });
+  const { items, snapshot } = await collectTrainingData(store, {
+    task,
+    datasets: data.datasets,
+    conflictRule: data.conflictRule,
+    minVotes: data.minVotes,
+    ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
+  });
+  const present = classes.filter((c) => (snapshot.counts[c] ?? 0) > 0);
+  if (items.length < 10 || present.length < 2) {
+    throw new EngineError('BAD_INPUT', `Not enough labelled ${task} images to train (${items.length} usable, classes present: ${present.join(', ') || 'none'}). Import a dataset or collect votes first.`);
+  }
+  // The test split is stable by group (see split.ts): champion and candidate are judged on the same images.
+  const split = groupSplit(items.map((i) => ({ id: i.sha, name: i.name })), { testSize: data.testSize, seed: data.seed });
+  const testIds = new Set(split.test);
+  const rest = items.filter((i) => !testIds.has(i.sha));
+  const valSplit = groupSplit(rest.map((i) => ({ id: i.sha, name: i.name })), { testSize: 0.15, seed: data.seed + 1 });
+  const valIds = new Set(valSplit.test);
+  const embedder = embedderOf(ctx);
+  const features = data.features ?? featuresFromEnv() ?? (embedder ? { backbone: embedder.backbone, prepVersion: embedder.prepVersion } : { ...DEFAULT_FEATURES });
+  await ctx.progress({ stage: 'embedding', fraction: 0.03, message: `${items.length} images (${features.backbone})` });
+  const shas = items.map((i) => i.sha);
+  const vectors = new Map<string, Float32Array>();
+  for (let i = 0; i < shas.length; i += 1000) {
+    for (const [k, v] of await store.embeddings.getMany(shas.slice(i, i + 1000), features.backbone, features.prepVersion)) vectors.set(k, v);
+  }
+  const missing = shas.filter((s) => !vectors.has(s));
+  if (missing.length > 0) {
+    if (!embedder || embedder.backbone !== features.backbone || embedder.prepVersion !== features.prepVersion) {
+      throw new EngineError('MODEL_MISSING', `${missing.length} of ${shas.length} images have no ${features.backbone}/${features.prepVersion} embeddings and no embedder for them is loaded in this worker.`);
+    }
+    for (let i = 0; i < missing.length; i += 64) {
+      if (ctx.signal.aborted) throw new EngineError('CONFLICT', 'The job was cancelled.');
+      const batch = missing.slice(i, i + 64);
+      const got = await embedder.embedImages(batch, ctx.signal);
+      for (const [k, v] of got) {
+        vectors.set(k, v);
+        await store.embeddings.put(k, features.backbone, features.prepVersion, v);
+      }
+      await ctx.progress({ stage: 'embedding', fraction: 0.03 + 0.07 * ((i + batch.length) / missing.length), message: `${i + batch.length}/${missing.length} new embeddings` });
+    }
+  }
+  const index = new Map(classes.map((c, i) => [c as string, i]));
+  const pick = (list: readonly LabelledItem[]): { x: Float32Array[]; y: number[]; items: LabelledItem[] } => {
+    const kept = list.filter((i) => vectors.has(i.sha));
+    return { x: kept.map((i) => vectors.get(i.sha)!), y: kept.map((i) => index.get(i.label)!), items: kept };
+  };
+  const train = pick(rest.filter((i) => !valIds.has(i.sha)));
+  const validation = pick(rest.filter((i) => valIds.has(i.sha)));
+  const test = pick(items.filter((i) => testIds.has(i.sha)));
+  if (train.x.length === 0 || test.x.length === 0) {
+    throw new EngineError('BAD_INPUT', `The group-aware split left ${train.x.length} training and ${test.x.length} test images; add more distinct shoes.`);
+  }
+  return { classes, features, snapshot, train, validation: { x: validation.x, y: validation.y }, test };
+}
+
+/** Evaluate a head artifact on prepared test data; undefined when the artifact is not comparable. */
+export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun): Evaluation | undefined {
+  let head;
+  try {
+    head = loadHead(artifact);
+  } catch {
+    return undefined;
+  }
+  const dim = run.test.x[0]?.length ?? 0;
+  // Only a head reading the same features can be judged on this split (an l2 head normalises them itself).
+  if (head.features.backbone !== run.features.backbone || head.features.prepVersion !== run.features.prepVersion || head.features.dim !== dim) return undefined;
+  if (head.classes.join() !== run.classes.join()) return undefined;
+  const pred = run.test.x.map((x) => {
+    const p = head.predict(x);
+    let best = 0;
+    for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
+    return run.classes[best]!;
+  });
+  return evaluate(run.test.y.map((y) => run.classes[y]!), pred, run.classes);
+}
+
+/** Train a head on a prepared run with per-epoch checkpoints and progress. */
+export async function trainWithCheckpoints(
+  run: PreparedRun,
+  options: { task: string; epochs: number; params: HeadParams; seed: number },
+  ctx: JobContext,
+  fraction: { from: number; to: number },
+  onEpochLog?: (log: EpochLog) => void,
+): Promise<{ artifact: Buffer; curves: readonly EpochLog[]; resumedFromEpoch: number }> {
+  const saved = await ctx.lastCheckpoint();
+  const resume = saved && !(saved instanceof Uint8Array) && typeof saved.epoch === 'number' ? (saved as unknown as HeadCheckpoint) : undefined;
+  if (resume) ctx.logger.info('resuming training from checkpoint', { epoch: resume.epoch, attempt: ctx.attempt });
+  const started = Date.now();
+  const firstEpoch = resume?.epoch ?? 0;
+  const result = await trainHead({
+    task: options.task,
+    classes: run.classes,
+    features: run.features,
+    train: run.train,
+    validation: run.validation,
+    epochs: options.epochs,
+    params: options.params,
+    seed: options.seed,
+    resume,
+    signal: ctx.signal,
+    onEpoch: async (log, checkpoint) => {
+      await ctx.checkpoint(checkpoint as unknown as Record<string, unknown>);
+      onEpochLog?.(log);
+      const done = log.epoch - firstEpoch;
+      const perEpoch = (Date.now() - started) / Math.max(1, done);
+      await ctx.progress({
+        stage: `epoch ${log.epoch}/${options.epochs}`,
+        fraction: fraction.from + (fraction.to - fraction.from) * (log.epoch / options.epochs),
+        metrics: { epoch: log.epoch, loss: log.loss, metric: log.valMacroF1, etaS: Math.round((perEpoch * (options.epochs - log.epoch)) / 1000) },
+      });
+    },
+  });
+  return { artifact: Buffer.from(JSON.stringify(result.artifact)), curves: result.curves, resumedFromEpoch: result.resumedFromEpoch };
+}
+
+/** Merge job params over the defaults. */
+export function headParams(partial: { readonly [K in keyof HeadParams]?: HeadParams[K] | undefined }): HeadParams {
+  const out: Record<string, unknown> = { ...DEFAULT_HEAD_PARAMS };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) out[k] = v;
+  return out as unknown as HeadParams;
+}
+
+/** Find the version a job already registered (a retried attempt must not register a second one). */
+export async function findModelOfJob(store: Store, task: string, jobId: string): Promise<number | undefined> {
+  const key = `job-model:${jobId}`;
+  const noted = await store.kv.get(key);
+  if (typeof noted === 'number') return noted;
+  const recent = await store.models.list(task, { limit: 200 });
+  return recent.find((m) => m.params.jobId === jobId)?.id;
+}
+
+/** The vision plugin's shipped default head of a task, as artifact bytes, when that service is loaded. */
+async function shippedDefault(ctx: JobContext, task: string): Promise<Buffer | undefined> {
+  const vision = ctx.engine.service<{ model?: (task: 'hype' | 'brand', id?: string) => Promise<unknown> }>('vision');
+  if (!vision?.model || (task !== 'hype' && task !== 'brand')) return undefined;
+  try {
+    return Buffer.from(JSON.stringify(await vision.model(task, 'default')));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The whole training job. */
+export async function runTrainingJob(data: TrainJobData, ctx: JobContext, registry: ModelRegistry): Promise<TrainResult> {
+  const store = ctx.services.store;
+  if (data.task === 'gan') {
+    throw new EngineError('MODEL_MISSING', 'GAN training runs in the generative plugin (`generate --train`); no GAN trainer is loaded in this worker.');
+  }
+  const run = await prepareRun(store, data, ctx);
+  const params = headParams(data.params);
+  const envGate = gateFromEnv();
+  const gate: GateConfig = { margin: data.gate?.margin ?? envGate.margin, maxRecallDrop: data.gate?.maxRecallDrop ?? envGate.maxRecallDrop };
+  const existing = await findModelOfJob(store, data.task, ctx.jobId);
+  let modelId: number;
+  let metrics: Evaluation;
+  let resumedFromEpoch = 0;
+  if (existing !== undefined) {
+    // An earlier attempt registered the version and died before finishing: reuse it, don't duplicate.
+    ctx.logger.info('version already registered by an earlier attempt', { model: existing });
+    modelId = existing;
+    const record = await store.models.get(existing);
+    metrics = (record?.metrics.test as Evaluation | undefined) ?? (evaluateArtifact(record?.artifact ?? Buffer.alloc(0), run) as Evaluation);
+  } else {
+    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params, seed: data.seed }, ctx, { from: 0.1, to: 0.9 });
+    resumedFromEpoch = trained.resumedFromEpoch;
+    await ctx.progress({ stage: 'evaluating', fraction: 0.92 });
+    metrics = evaluateArtifact(trained.artifact, run)!;
+    const version = await store.models.create({
+      task: data.task,
+      artifact: trained.artifact,
+      metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
+      params: { ...params, epochs: data.epochs, seed: data.seed, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      dataSnapshot: { ...run.snapshot, split: { train: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
+      curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
+      createdBy: data.requestedBy,
+      status: 'candidate',
+    });
+    modelId = version.id;
+    await store.kv.set(`job-model:${ctx.jobId}`, modelId, 30 * 86_400_000);
+  }
+  // Gate: champion evaluated NOW on this run's test split (not its own old numbers).
+  const championId = await registry.champion(data.task);
+  let champion: { id: number; evaluation: Evaluation } | null | undefined;
+  if (championId === modelId) champion = undefined;
+  else if (championId === undefined) {
+    // No registry champion yet: users are served the shipped default head, so that is what to beat
+    // (id 0 in the decision) when it reads the same features.
+    const shipped = await shippedDefault(ctx, data.task);
+    const evaluation = shipped ? evaluateArtifact(shipped, run) : undefined;
+    champion = evaluation ? { id: 0, evaluation } : undefined;
+  } else {
+    const record = await store.models.get(championId);
+    const evaluation = record ? evaluateArtifact(record.artifact, run) : undefined;
+    champion = evaluation ? { id: championId, evaluation } : null;
+  }
+  let decision = championId === modelId ? { ...decide(metrics, undefined, gate), outcome: 'promoted' as const, reason: 'This version is already the champion.' } : decide(metrics, champion, gate, championId);
+  await registry.setCandidate(data.task, modelId, data.requestedBy);
+  if (decision.promote && data.autoPromote && championId !== modelId) {
+    try {
+      await registry.promote(data.task, modelId, `gate:${data.requestedBy}`, championId ?? null);
+    } catch (err) {
+      if (!(err instanceof EngineError) || err.code !== 'CONFLICT') throw err;
+      decision = { ...decision, promote: false, outcome: 'kept-candidate', reason: `${decision.reason} But another promotion won the race meanwhile; it stays a candidate.` };
+    }
+  } else if (decision.promote && !data.autoPromote) {
+    decision = { ...decision, promote: false, outcome: 'kept-candidate', reason: `${decision.reason} Auto-promotion is off for this run; promote it with \`models promote ${modelId}\`.` };
+  }
+  await store.kv.set(`model-decision:${modelId}`, JSON.parse(JSON.stringify(decision)) as never);
+  await store.audit.add({ actor: data.requestedBy, action: 'models.train', target: `${data.task}:${modelId}`, details: { job: ctx.jobId, outcome: decision.outcome, macroF1: metrics.macroF1 } });
+  await ctx.progress({ stage: 'done', fraction: 1, message: decision.reason });
+  return {
+    job: ctx.jobId,
+    model: modelId,
+    task: data.task,
+    decision,
+    metrics,
+    resumedFromEpoch,
+    data: { n: run.snapshot.n, train: run.train.x.length, test: run.test.x.length, digest: run.snapshot.digest },
+  };
+}

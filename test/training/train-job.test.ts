@@ -1,0 +1,129 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEngine, loadConfig, silentLogger, type Engine, type ProgressEvent } from '../../engine/index.ts';
+import { createBullJobRunner, type BullJobRunner } from '../../jobs/runner.ts';
+import { startJobWorkers, type JobWorkers } from '../../jobs/worker.ts';
+import training from '../../plugins/training/index.ts';
+import { cleanRedis, randomPrefix, seedSynthetic, tempStore, TEST_FEATURES } from '../jobs/fixtures/synthetic.ts';
+
+// Real Redis, a real SQLite store in a temp dir, real (tiny) training in a sandboxed child process.
+const prefix = randomPrefix('train');
+let engine: Engine;
+let runner: BullJobRunner;
+let workers: JobWorkers;
+let cleanup: () => Promise<void>;
+const moderator = { id: 'mod-1', isModerator: true };
+
+beforeAll(async () => {
+  // Workers (and their sandboxed children, which inherit the environment) train on the synthetic features.
+  process.env.SOLESCOPE_TRAIN_FEATURES = `${TEST_FEATURES.backbone}/${TEST_FEATURES.prepVersion}`;
+  const t = await tempStore();
+  cleanup = t.cleanup;
+  await seedSynthetic(t.store, { perClass: 30, dim: 12, seed: 3 });
+  engine = createEngine({ config: loadConfig({ SOLESCOPE_DATA_DIR: t.dir }), logger: silentLogger(), store: t.store });
+  runner = createBullJobRunner({ engine, prefix });
+  engine.useJobRunner(runner);
+  await engine.register(training);
+  workers = await startJobWorkers({
+    engine,
+    prefix,
+    engineFactory: fileURLToPath(new URL('../jobs/fixtures/engine-factory.ts', import.meta.url)),
+    childEnv: { SOLESCOPE_DATA_DIR: t.dir },
+  });
+});
+
+afterAll(async () => {
+  await workers?.close(true);
+  await engine?.close();
+  await cleanRedis(prefix);
+  await cleanup?.();
+});
+
+describe('train / models commands over BullMQ', () => {
+  it('GIVEN a member THEN train is refused (moderators only)', async () => {
+    const r = await engine.invoke('train', { task: 'brand' }, { transport: 'test', caller: { id: 'member' } });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.code).toBe('FORBIDDEN');
+    // GAN training belongs to the generative plugin, which this engine does not load.
+    const gan = await engine.invoke('train', { task: 'gan' }, { transport: 'test', caller: moderator });
+    expect(!gan.ok && gan.error.code).toBe('MODEL_MISSING');
+  });
+
+  it('GIVEN a dataset WHEN train --wait THEN progress is reported, a version is registered and the gate promotes it', async () => {
+    const events: ProgressEvent[] = [];
+    const r = await engine.invoke(
+      'train',
+      { task: 'brand', dataset: 'dev', epochs: 30, wait: true },
+      { transport: 'test', caller: moderator, onProgress: (e) => events.push(e) },
+    );
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as { job: string; model: number; decision: { outcome: string; promote: boolean }; metrics: { macroF1: number; n: number } };
+    expect(typeof data.job).toBe('string');
+    expect(data.model).toBeGreaterThan(0);
+    expect(data.decision.outcome).toBe('no-champion');
+    expect(data.decision.promote).toBe(true);
+    expect(data.metrics.macroF1).toBeGreaterThan(0.7);
+    expect(r.reply.images?.[0]?.png.subarray(1, 4).toString()).toBe('PNG');
+    const epochs = events.filter((e) => e.metrics?.epoch !== undefined);
+    expect(epochs.length).toBeGreaterThan(0);
+    expect(epochs.at(-1)?.metrics).toMatchObject({ epoch: expect.any(Number), loss: expect.any(Number), metric: expect.any(Number), etaS: expect.any(Number) });
+    const store = engine.services.store;
+    expect(await store.models.getAlias('brand', 'champion')).toBe(data.model);
+    const version = await store.models.get(data.model);
+    expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES });
+    expect(version?.createdBy).toBe('mod-1');
+    expect(version?.dataSnapshot).toMatchObject({ task: 'brand', datasets: ['dev'], n: 120 });
+
+    // A second run on the same data cannot beat the champion by the margin: it stays a candidate.
+    const r2 = await engine.invoke('train', { task: 'brand', epochs: 30, wait: true }, { transport: 'test', caller: moderator });
+    if (!r2.ok) throw r2.error;
+    const d2 = r2.reply.data as { model: number; decision: { outcome: string; reason: string; championId: number } };
+    expect(d2.decision.championId).toBe(data.model);
+    expect(await store.models.getAlias('brand', 'candidate')).toBe(d2.model);
+    const champion = await store.models.getAlias('brand', 'champion');
+    expect(champion).toBe(d2.decision.outcome === 'promoted' ? d2.model : data.model);
+
+    const list = await engine.invoke('models list', { task: 'brand' }, { transport: 'test', caller: { id: 'anyone' } });
+    if (!list.ok) throw list.error;
+    const models = (list.reply.data as { models: { id: number; aliases: string[]; decision: { outcome: string } | null }[] }).models;
+    expect(models.map((m) => m.id)).toEqual([d2.model, data.model]);
+    expect(models[0]?.decision?.outcome).toBe(d2.decision.outcome);
+
+    const info = await engine.invoke('models info', { id: String(data.model) }, { transport: 'test', caller: { id: 'anyone' } });
+    if (!info.ok) throw info.error;
+    expect(info.reply.images?.map((i) => i.name)).toEqual([`model-${data.model}-card.png`, `model-${data.model}-curves.png`]);
+  }, 240_000);
+
+  it('GIVEN no labelled data for the dataset THEN the job fails as BAD_INPUT without retries', async () => {
+    const r = await engine.invoke('train', { task: 'hype', epochs: 2, wait: true }, { transport: 'test', caller: moderator });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.code).toBe('BAD_INPUT');
+    const failed = await runner.list({ states: ['failed'] });
+    expect(failed[0]?.attemptsMade).toBe(1);
+  });
+
+  it('GIVEN a champion WHEN another model is promoted and rolled back THEN the previous champion returns', async () => {
+    const store = engine.services.store;
+    const champion = (await store.models.getAlias('brand', 'champion'))!;
+    const candidate = (await store.models.list('brand')).find((m) => m.id !== champion)!.id;
+    const p = await engine.invoke('models promote', { id: String(candidate) }, { transport: 'test', caller: moderator });
+    if (!p.ok) throw p.error;
+    expect(p.reply.data).toEqual({ task: 'brand', champion: candidate, previous: champion });
+    const rb = await engine.invoke('models rollback', { task: 'brand' }, { transport: 'test', caller: moderator });
+    if (!rb.ok) throw rb.error;
+    expect(await store.models.getAlias('brand', 'champion')).toBe(champion);
+  });
+
+  it('GIVEN tune --trials 3 THEN trials run as child jobs, a plot is made and the best is registered as candidate', async () => {
+    const r = await engine.invoke('tune', { task: 'brand', trials: 3, epochs: 6, wait: true }, { transport: 'test', caller: moderator });
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as { model: number; tuneId: string; trials: { trial: number; value: number }[]; best: { trial: number; value: number }; decision: { promote: boolean } };
+    expect(data.trials).toHaveLength(3);
+    expect(data.best.value).toBe(Math.max(...data.trials.map((t) => t.value)));
+    expect(data.decision.promote).toBe(false);
+    expect(await engine.services.store.models.getAlias('brand', 'candidate')).toBe(data.model);
+    expect(r.reply.images?.[0]?.name).toMatch(/^tune-brand-/);
+    const children = await runner.list({ states: ['completed'] });
+    expect(children.filter((j) => j.name === 'training.trial')).toHaveLength(3);
+  }, 240_000);
+});
