@@ -1,0 +1,170 @@
+import { describe, it, expect } from 'vitest';
+import sharp from 'sharp';
+import {
+  detectOrientation,
+  getTf,
+  orientationFigure,
+  PREP_VERSION,
+  prepCacheKey,
+  preprocess,
+  toRgb,
+} from '../../engine/ml/index.ts';
+import { drawShoe, mirrorRaw } from './fixtures.ts';
+
+const BACKGROUNDS = ['#ffffff', '#d9d9d9', '#f3e9dc', '#9aa0a6'] as const;
+
+describe('orientation normalisation (Canny → Hough → toe-line sign, plus silhouette)', () => {
+  it('GIVEN 24 generated left and right shoes on uniform backgrounds THEN every toe direction is detected', async () => {
+    const wrong: string[] = [];
+    for (let seed = 1; seed <= 12; seed++) {
+      for (const toe of ['left', 'right'] as const) {
+        const o = await detectOrientation(drawShoe({ seed, toe, background: BACKGROUNDS[seed % 4]! }));
+        if (o.toe !== toe) wrong.push(`seed ${seed} ${toe}: ${JSON.stringify(o)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('GIVEN a left shoe THEN preprocess mirrors it into the right shoe of the same seed', async () => {
+    const right = drawShoe({ seed: 21, toe: 'right' });
+    const left = mirrorRaw(right);
+    const a = await preprocess(right, { size: 64 });
+    const b = await preprocess(left, { size: 64 });
+    expect(a.mirrored).toBe(false);
+    expect(b.mirrored).toBe(true);
+    expect(b.orientation.toe).toBe('left');
+    expect(a.angle).toBeGreaterThan(0); // the toe line descends to the right (image coordinates)
+    expect(b.angle).toBeLessThan(0);
+    let maxDiff = 0;
+    for (let i = 0; i < a.tensorData.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.tensorData[i]! - b.tensorData[i]!));
+    // Crops of a mirror image can differ by a pixel of rounding at the edges; the content is the same.
+    let meanDiff = 0;
+    for (let i = 0; i < a.tensorData.length; i++) meanDiff += Math.abs(a.tensorData[i]! - b.tensorData[i]!);
+    expect(meanDiff / a.tensorData.length).toBeLessThan(0.02);
+  });
+
+  it('GIVEN a left shoe THEN the orientation figure shows edges, voting lines and the mirrored result', async () => {
+    const { png, result } = await orientationFigure(drawShoe({ seed: 8, toe: 'left' }), { size: 96 });
+    expect(result.mirrored).toBe(true);
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([3 * 96 + 8, 96]);
+    // Panel 2 holds red (toe-left) vote lines and no green ones.
+    let red = 0;
+    let green = 0;
+    for (let y = 0; y < 96; y++) {
+      for (let x = 100; x < 196; x++) {
+        const p = (y * info.width + x) * info.channels;
+        if (data[p]! > 200 && data[p + 1]! < 40 && data[p + 2]! < 40) red++;
+        if (data[p + 1]! > 180 && data[p]! < 40 && data[p + 2]! < 40) green++;
+      }
+    }
+    expect(red).toBeGreaterThan(green);
+    expect(red).toBeGreaterThan(10);
+  });
+
+  it('GIVEN orient: false THEN nothing is mirrored but the evidence is still reported', async () => {
+    const r = await preprocess(drawShoe({ seed: 3, toe: 'left' }), { size: 32, orient: false });
+    expect(r.mirrored).toBe(false);
+    expect(r.orientation.toe).toBe('left');
+  });
+});
+
+describe('background handling and framing', () => {
+  it('GIVEN a shoe on a uniform grey floor THEN it is cropped to its box with margin and the floor turns white', async () => {
+    const img = drawShoe({ seed: 7, toe: 'right', background: '#9aa0a6', width: 300, height: 200 });
+    const r = await preprocess(img, { size: 96 });
+    expect(r.background).toBe('uniform');
+    expect(r.backgroundColor).toEqual([154, 160, 166]);
+    expect(r.tensorData).toHaveLength(96 * 96 * 3);
+    expect(r.size).toBe(96);
+    // The box hugs the drawn shoe: narrower than the canvas, and the square crop contains it.
+    expect(r.bbox.width).toBeLessThan(300);
+    expect(r.bbox.width).toBeGreaterThan(150);
+    expect(r.crop.width).toBe(r.crop.height);
+    expect(r.crop.x).toBeLessThanOrEqual(r.bbox.x);
+    expect(r.crop.x + r.crop.width).toBeGreaterThanOrEqual(r.bbox.x + r.bbox.width);
+    // Corners were floor (or padding): now white. The centre row holds the shoe: not all white.
+    for (const p of [0, 95, 95 * 96, 96 * 96 - 1]) {
+      expect([r.tensorData[p * 3], r.tensorData[p * 3 + 1], r.tensorData[p * 3 + 2]]).toEqual([1, 1, 1]);
+    }
+    let dark = 0;
+    for (let x = 0; x < 96; x++) if (r.tensorData[(60 * 96 + x) * 3]! < 0.9) dark++;
+    expect(dark).toBeGreaterThan(30);
+    for (const v of r.tensorData) expect(v >= 0 && v <= 1).toBe(true);
+  });
+
+  it('GIVEN crop: false THEN the whole image is kept (padded square) and the floor colour stays', async () => {
+    const img = drawShoe({ seed: 7, toe: 'right', background: '#9aa0a6', width: 300, height: 200 });
+    const r = await preprocess(img, { size: 60, crop: false });
+    expect(r.bbox).toEqual({ x: 0, y: 0, width: 300, height: 200 });
+    expect(r.crop).toEqual({ x: 0, y: -50, width: 300, height: 300 });
+    // Row 30 of 60 is inside the image (rows 10..50): floor grey, not white.
+    expect(r.tensorData[(30 * 60 + 1) * 3]).toBeCloseTo(154 / 255, 1);
+    // Row 2 is padding: white.
+    expect(r.tensorData[(2 * 60 + 1) * 3]).toBe(1);
+  });
+
+  it('GIVEN shoes on a busy floor THEN GrabCut finds them: segmented, cropped, whitened, oriented', async () => {
+    const wrong: string[] = [];
+    for (let seed = 1; seed <= 5; seed++) {
+      for (const toe of ['left', 'right'] as const) {
+        const img = drawShoe({ seed, toe, busy: true });
+        const r = await preprocess(img, { size: 64 });
+        if (r.orientation.toe !== toe) wrong.push(`seed ${seed} ${toe}: ${JSON.stringify(r.orientation)}`);
+        if (r.background !== 'segmented') wrong.push(`seed ${seed} ${toe}: background ${r.background}`);
+        else if (r.bbox.width >= img.width) wrong.push(`seed ${seed} ${toe}: not cropped`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    // Deterministic even though GrabCut uses a random initialisation.
+    const img = drawShoe({ seed: 4, toe: 'left', busy: true });
+    const a = await preprocess(img, { size: 32 });
+    await preprocess(drawShoe({ seed: 9, toe: 'right', busy: true }), { size: 32 });
+    const b = await preprocess(img, { size: 32 });
+    expect(Array.from(b.tensorData)).toEqual(Array.from(a.tensorData));
+  });
+
+  it('GIVEN a busy background and segment: false THEN it is neither whitened nor cropped', async () => {
+    const w = 120;
+    const h = 90;
+    const data = new Uint8Array(w * h * 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251; // deterministic noise
+    const r = await preprocess({ data, width: w, height: h }, { size: 40, segment: false });
+    expect(r.background).toBe('busy');
+    expect(r.bbox).toEqual({ x: 0, y: 0, width: w, height: h });
+    const floor = drawShoe({ seed: 2, toe: 'right', busy: true });
+    const kept = await preprocess(floor, { size: 40, segment: false });
+    expect(kept.background).toBe('busy');
+    expect(kept.bbox).toEqual({ x: 0, y: 0, width: floor.width, height: floor.height });
+  });
+
+  it('GIVEN RGBA, grayscale and tiny inputs THEN they are accepted; bad sizes are BAD_INPUT', async () => {
+    const rgba = new Uint8Array(4 * 4 * 4).fill(0);
+    expect(Array.from(toRgb({ data: rgba, width: 4, height: 4, channels: 4 }).subarray(0, 3))).toEqual([255, 255, 255]);
+    const gray = await preprocess({ data: new Uint8Array(10 * 8).fill(30), width: 10, height: 8, channels: 1 }, { size: 16 });
+    expect(gray.tensorData).toHaveLength(16 * 16 * 3);
+    const one = await preprocess({ data: new Uint8Array([10, 20, 30]), width: 1, height: 1 }, { size: 8 });
+    expect(one.orientation.toe).toBe('unknown');
+    await expect(preprocess({ data: new Uint8Array(5), width: 2, height: 2 }, { size: 16 })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+    await expect(preprocess({ data: new Uint8Array(0), width: 0, height: 0 }, { size: 16 })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+    await expect(preprocess({ data: new Uint8Array(12), width: 2, height: 2 }, { size: 4 })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+  });
+
+  it('GIVEN the same image twice THEN the output is identical; it creates no tensors', async () => {
+    const tf = await getTf();
+    const before = tf.memory().numTensors;
+    const img = drawShoe({ seed: 33, toe: 'left', background: '#f3e9dc' });
+    const a = await preprocess(img, { size: 48 });
+    const b = await preprocess(img, { size: 48 });
+    expect(Array.from(a.tensorData)).toEqual(Array.from(b.tensorData));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(prepCacheKey({ size: 224 })).toBe(`p${PREP_VERSION}-224-o1c1s1`);
+    expect(prepCacheKey({ size: 299, orient: false, crop: false })).toBe(`p${PREP_VERSION}-299-o0c0s1`);
+  });
+});
