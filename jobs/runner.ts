@@ -254,13 +254,16 @@ export class BullJobRunner implements JobRunner {
   }
 
   private async position(queue: Queue, id: string): Promise<number | undefined> {
-    // Workers take plain waiting jobs first (oldest first), then prioritized ones by priority.
-    const jobs = await queue.getJobs([...WAITING_TYPES], 0, -1, true);
-    const ordered = jobs
-      .filter((j): j is Job => j !== undefined && j !== null)
-      .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0) || a.timestamp - b.timestamp);
-    const index = ordered.findIndex((j) => j.id === id);
-    return index >= 0 ? index + 1 : undefined;
+    // Workers take plain waiting jobs first (oldest first, from the tail of the `wait` list), then
+    // prioritized ones by priority. LPOS/ZRANK keep this O(1)-ish in Redis instead of fetching every
+    // waiting job: a long queue (a burst of webhook events) must not slow each enqueue down.
+    const redis = this.redis();
+    const waitKey = queue.keys.wait ?? queue.toKey('wait');
+    const prioritizedKey = queue.keys.prioritized ?? queue.toKey('prioritized');
+    const [waitLen, index] = await Promise.all([redis.llen(waitKey), redis.lpos(waitKey, id)]);
+    if (index !== null && index !== undefined) return waitLen - Number(index);
+    const rank = await redis.zrank(prioritizedKey, id);
+    return rank !== null ? waitLen + rank + 1 : undefined;
   }
 
   private async info(job: Job, queue: Queue): Promise<JobInfo> {

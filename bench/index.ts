@@ -1,0 +1,170 @@
+/**
+ * `npm run bench [-- --json] [--runs 20] [--quick]`: the numbers of the vision issue.
+ * - warm `hype` latency end to end (decode → preprocess → backbone → head → Grad-CAM → PNG), p50/p95, through
+ *   `engine.invoke` with the shipped default model, the way every transport calls it;
+ * - embedding throughput (img/s) per engine row — tfjs here; onnxruntime rows and PyTorch
+ *   (`/usr/bin/python3` with Debian's python3-torch, bench/torch-embed.py) come from bench/onnx.ts — and the
+ *   ratio to PyTorch.
+ * Adding an engine: append an {@link EmbedEngineRow} to `engineRows` (name + a function returning img/s).
+ * Numbers only; no test asserts any of them. On a shared machine run it under `nice` and read the load average.
+ */
+import { availableParallelism, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import { createEngine } from '../engine/index.ts';
+import { openStore } from '../engine/store/index.ts';
+import { getTf, mlStatus } from '../engine/ml/runtime.ts';
+import { loadBackbone, type BackboneName } from '../engine/ml/backbones.ts';
+import { createVisionPlugin } from '../plugins/vision/index.ts';
+import { prepareInput } from '../plugins/vision/lib/features.ts';
+import { decodeBytes } from '../plugins/vision/lib/input.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    runs: { type: 'string', default: '20' },
+    quick: { type: 'boolean', default: false },
+    'no-onnx': { type: 'boolean', default: false },
+  },
+});
+const runs = args.quick ? 6 : Math.max(3, Number(args.runs));
+const say = (line: string): void => {
+  if (!args.json) console.log(line);
+  else console.error(line);
+};
+
+/** One engine row of the embedding benchmark. */
+export interface EmbedEngineRow {
+  readonly name: string;
+  /** img/s including decode and preprocessing, or a string saying why it was not measured. */
+  measure(): Promise<number | string>;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+/** A photo-like test image (gradients + shapes), so the bench needs no data set. */
+async function benchImage(seed: number): Promise<Buffer> {
+  const w = 640;
+  const h = 480;
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 3;
+      const inShoe = y > 200 && y < 360 && x > 80 + ((y - 200) * seed) % 40 && x < 560;
+      data[i] = inShoe ? (120 + seed * 30) % 255 : 245;
+      data[i + 1] = inShoe ? (40 + x / 8) % 255 : 245;
+      data[i + 2] = inShoe ? (60 + y / 4) % 255 : 245;
+    }
+  }
+  return sharp(data, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+const tf = await getTf();
+const loadBefore = loadavg()[0] ?? 0;
+const store = await openStore({ url: ':memory:' });
+const engine = createEngine({ store });
+await engine.register(createVisionPlugin());
+const head = await engine.services.vision.model('hype');
+const backboneName = head.backbone as BackboneName;
+const images = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i) => benchImage(i)));
+
+// 1. Warm hype latency, end to end. Distinct images so no embedding cache hit; distinct callers so no cooldown.
+say(`hype latency: ${runs} warm runs on ${tf.getBackend()} with model ${head.id} (${backboneName})`);
+const first = await engine.invoke('hype', { image: { kind: 'buffer', data: images[0]! } }, { transport: 'cli', caller: { id: 'bench:warmup' } });
+if (!first.ok) throw first.error;
+const latencies: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const img = images[(i + 1) % images.length]!;
+  // Vary one byte of a copy so the content id differs (a cached embedding would flatter the number).
+  const bytes = Buffer.from(await sharp(img).modulate({ brightness: 1 + (i + 1) * 0.001 }).jpeg({ quality: 90 }).toBuffer());
+  const t0 = performance.now();
+  const r = await engine.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: { id: `bench:${i}` } });
+  latencies.push(performance.now() - t0);
+  if (!r.ok) throw r.error;
+}
+latencies.sort((a, b) => a - b);
+const hypeLatencyMs = { p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), runs };
+say(`  p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms`);
+
+// 2. Embedding throughput per engine row.
+const backbone = await loadBackbone(backboneName);
+const embedN = args.quick ? 16 : 48;
+const embedImages = Array.from({ length: embedN }, (_, i) => images[i % images.length]!);
+const engineRows: EmbedEngineRow[] = [
+  {
+    name: `tfjs-${mlStatus().backend ?? tf.getBackend()}`,
+    async measure() {
+      const batch = 16;
+      const started = performance.now();
+      for (let i = 0; i < embedImages.length; i += batch) {
+        const chunk = embedImages.slice(i, i + batch);
+        const inputs = await Promise.all(chunk.map(async (b) => prepareInput((await decodeBytes(b)).raw, backbone.inputSize, { trim: head.features.trim, flip: false })));
+        await backbone.embedImages(inputs, { batchSize: batch });
+      }
+      return embedImages.length / ((performance.now() - started) / 1000);
+    },
+  },
+];
+const embedImgPerSec: Record<string, number> = {};
+const notMeasured: Record<string, string> = {};
+for (const row of engineRows) {
+  const v = await row.measure();
+  if (typeof v === 'number') embedImgPerSec[row.name] = Math.round(v * 10) / 10;
+  else notMeasured[row.name] = v;
+  say(`embed ${row.name}: ${typeof v === 'number' ? `${v.toFixed(1)} img/s (batch 16, incl. decode + preprocess)` : v}`);
+}
+
+// 3. onnxruntime and PyTorch rows (bench/onnx.ts): forward passes only, batch 1 and 16, best batch reported.
+let onnx: unknown;
+if (!args['no-onnx']) {
+  try {
+    const { runOnnxBench, formatOnnxBench } = await import('./onnx.ts');
+    const result = await runOnnxBench({ backbones: [backboneName], batches: [1, 16], secondsPerCase: args.quick ? 2 : 4, log: (l) => say(`  ${l}`) });
+    onnx = result;
+    for (const [engineName, v] of Object.entries(result.embedImgPerSec[backboneName] ?? {})) {
+      // The decode-inclusive tfjs row above stays the tfjs number; forward-only rows get their own names.
+      embedImgPerSec[engineName.startsWith('tfjs-') ? `${engineName}-forward` : engineName] = v;
+    }
+    if (result.pytorch.startsWith('torch')) say(`PyTorch: ${result.pytorch}`);
+    else notMeasured.pytorch = result.pytorch;
+    say(formatOnnxBench(result));
+  } catch (error) {
+    notMeasured.onnxruntime = `bench/onnx.ts failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+    say(notMeasured.onnxruntime);
+  }
+}
+
+const tfjsForward = Object.entries(embedImgPerSec).find(([k]) => k.startsWith('tfjs-') && k.endsWith('-forward'))?.[1];
+const pytorch = embedImgPerSec.pytorch;
+const ort = embedImgPerSec.onnxruntime;
+const ratios: Record<string, number | null> = {
+  // Same work on both sides (forward passes at the best batch size): tfjs ÷ PyTorch.
+  embedVsPytorch: pytorch && tfjsForward ? Math.round((tfjsForward / pytorch) * 100) / 100 : null,
+  ...(ort !== undefined ? { ortVsPytorch: pytorch ? Math.round((ort / pytorch) * 100) / 100 : null } : {}),
+};
+const result = {
+  hypeLatencyMs,
+  embedImgPerSec,
+  ratios,
+  backbone: backboneName,
+  backend: tf.getBackend(),
+  model: head.id,
+  cores: availableParallelism(),
+  loadAverage: { before: Math.round(loadBefore * 100) / 100, after: Math.round((loadavg()[0] ?? 0) * 100) / 100 },
+  ...(Object.keys(notMeasured).length > 0 ? { notMeasured } : {}),
+  ...(onnx !== undefined ? { onnx } : {}),
+};
+if (args.json) console.log(JSON.stringify(result));
+else {
+  console.log('');
+  console.log(`hype latency (warm, end to end): p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms over ${runs} runs`);
+  for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
+  console.log(`ratios: ${JSON.stringify(ratios)}`);
+  console.log(`load average ${result.loadAverage.before} → ${result.loadAverage.after} on ${result.cores} cores${result.loadAverage.before > result.cores ? ' (shared machine: numbers are noisy)' : ''}`);
+}
+await engine.close();

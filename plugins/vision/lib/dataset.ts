@@ -1,0 +1,178 @@
+/**
+ * Labelled data on disk, in the two shapes of the shared contract:
+ * - a `manifest.csv` with `file,brand,hype,name` (more columns kept as `extra`; `file` relative to the CSV);
+ * - an ImageFolder: class subfolders. Every folder name on the way from the root to a file that is a brand
+ *   (`jordan/…`) or a hype label (`hyped/…`) labels it, so `hyped/jordan/x.jpg` carries both.
+ * Empty or unknown labels mean "unlabelled for that task" (the dev data's `brand = unknown`).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { EngineError } from '../../../engine/errors.ts';
+import { parseLabel } from './labels.ts';
+
+/** One labelled image reference read from a manifest or an ImageFolder. */
+export interface DatasetRow {
+  /** Absolute path of the image file. */
+  readonly file: string;
+  readonly brand?: string;
+  readonly hype?: string;
+  /** Shoe name when known (used by the fuzzy-name group split). */
+  readonly name?: string;
+  /** Where the image came from (manifest `source_repo`, or the folder). Used for leave-one-source-out. */
+  readonly source?: string;
+  /** Other manifest columns, verbatim. */
+  readonly extra?: Readonly<Record<string, string>>;
+}
+
+/** A parsed labelled source. */
+export interface LabelledSource {
+  readonly kind: 'manifest' | 'folder';
+  /** The manifest file or the folder. */
+  readonly location: string;
+  readonly rows: readonly DatasetRow[];
+  /** Lines or files skipped, with why (missing file, unsafe path, not an image extension). */
+  readonly skipped: readonly { readonly item: string; readonly reason: string }[];
+}
+
+const IMAGE_EXT = /\.(jpe?g|png|webp|gif|avif|tiff?|bmp)$/i;
+
+/**
+ * Parse RFC 4180 CSV (quoted fields, doubled quotes, CRLF). Returns rows of cells; a trailing newline
+ * does not produce an empty row.
+ */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  const src = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // BOM from spreadsheet exports
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (quoted) {
+      if (c === '"') {
+        if (src[i + 1] === '"') {
+          cell += '"';
+          i++;
+        } else quoted = false;
+      } else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && src[i + 1] === '\n') i++;
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+    } else cell += c;
+  }
+  if (cell !== '' || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows.filter((r) => !(r.length === 1 && r[0] === ''));
+}
+
+/** Read a `manifest.csv`. Needs a `file` column; `brand`, `hype`, `name`, `source_repo`/`source` are optional. */
+export function readManifest(csvPath: string): LabelledSource {
+  const location = path.resolve(csvPath);
+  let text: string;
+  try {
+    text = readFileSync(location, 'utf8');
+  } catch {
+    throw new EngineError('NOT_FOUND', `Cannot read the manifest ${csvPath}.`);
+  }
+  const [header, ...body] = parseCsv(text);
+  const cols = (header ?? []).map((h) => h.trim().toLowerCase());
+  const fileIdx = cols.indexOf('file');
+  if (fileIdx < 0) {
+    throw new EngineError('BAD_INPUT', `${path.basename(csvPath)} has no "file" column (expected file,brand,hype,name).`);
+  }
+  const root = path.dirname(location);
+  const rows: DatasetRow[] = [];
+  const skipped: { item: string; reason: string }[] = [];
+  const at = (cells: string[], name: string): string | undefined => {
+    const i = cols.indexOf(name);
+    const v = i >= 0 ? cells[i]?.trim() : undefined;
+    return v === '' ? undefined : v;
+  };
+  for (const cells of body) {
+    const rel = cells[fileIdx]?.trim() ?? '';
+    if (rel === '') continue;
+    const file = path.resolve(root, rel);
+    // A manifest may only point inside its own folder: it can come from an untrusted upload.
+    if (file !== root && !file.startsWith(root + path.sep)) {
+      skipped.push({ item: rel, reason: 'points outside the manifest folder' });
+      continue;
+    }
+    if (!existsSync(file)) {
+      skipped.push({ item: rel, reason: 'file not found' });
+      continue;
+    }
+    const extra: Record<string, string> = {};
+    cols.forEach((c, i) => {
+      if (!['file', 'brand', 'hype', 'name'].includes(c) && cells[i] !== undefined) extra[c] = cells[i] ?? '';
+    });
+    const brand = parseLabel('brand', at(cells, 'brand'));
+    const hype = parseLabel('hype', at(cells, 'hype'));
+    const name = at(cells, 'name');
+    const sourceRaw = at(cells, 'source_repo') ?? at(cells, 'source');
+    // `owner/repo@commit` → `owner/repo`: a source is the place, not the version.
+    const source = sourceRaw?.split('@')[0];
+    rows.push({
+      file,
+      ...(brand !== undefined ? { brand } : {}),
+      ...(hype !== undefined ? { hype } : {}),
+      ...(name !== undefined ? { name } : {}),
+      ...(source !== undefined ? { source } : {}),
+      extra,
+    });
+  }
+  return { kind: 'manifest', location, rows, skipped };
+}
+
+/** Read an ImageFolder (class subfolders, any depth). */
+export async function readImageFolder(dir: string): Promise<LabelledSource> {
+  const location = path.resolve(dir);
+  const rows: DatasetRow[] = [];
+  const skipped: { item: string; reason: string }[] = [];
+  const walk = async (folder: string, labels: { brand?: string; hype?: string }): Promise<void> => {
+    const entries = await readdir(folder, { withFileTypes: true });
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    for (const entry of entries) {
+      if (entry.name.startsWith('.')) continue;
+      const full = path.join(folder, entry.name);
+      if (entry.isDirectory()) {
+        const brand = parseLabel('brand', entry.name);
+        const hype = parseLabel('hype', entry.name);
+        await walk(full, { ...labels, ...(brand ? { brand } : {}), ...(hype ? { hype } : {}) });
+      } else if (entry.isFile()) {
+        if (!IMAGE_EXT.test(entry.name)) {
+          if (!/\.(csv|md|txt|json)$/i.test(entry.name)) skipped.push({ item: path.relative(location, full), reason: 'not an image file name' });
+          continue;
+        }
+        rows.push({ file: full, ...labels, source: `folder:${path.basename(location)}` });
+      }
+    }
+  };
+  await walk(location, {});
+  return { kind: 'folder', location, rows, skipped };
+}
+
+/** Read a manifest (path ending in `.csv`) or an ImageFolder. */
+export async function readLabelledSource(pathOrCsv: string): Promise<LabelledSource> {
+  let stat;
+  try {
+    stat = statSync(pathOrCsv);
+  } catch {
+    throw new EngineError('NOT_FOUND', `No such file or folder: ${pathOrCsv}`);
+  }
+  if (stat.isDirectory()) {
+    const manifest = path.join(pathOrCsv, 'manifest.csv');
+    return existsSync(manifest) ? readManifest(manifest) : readImageFolder(pathOrCsv);
+  }
+  if (/\.csv$/i.test(pathOrCsv)) return readManifest(pathOrCsv);
+  throw new EngineError('BAD_INPUT', `${pathOrCsv} is neither a folder nor a manifest .csv file.`);
+}

@@ -1,0 +1,190 @@
+/**
+ * The vision feature pipeline: decoded image → model input → backbone embedding, with the steps measured in
+ * assets/models/README.md:
+ * - trim: crop the near-white margin so the shoe fills the frame (sources frame shoes differently);
+ * - contain on white at the backbone's input size (no stretching: silhouettes keep their proportions);
+ * - flip-average: embed the image and its mirror and average — left- and right-pointing shoes give the same
+ *   vector, which removes the orientation cue one source (all shoes pointing left) otherwise leaks.
+ * Embeddings are cached in the store per (image sha256, backbone, prep key), so a re-run embeds nothing twice.
+ */
+import sharp, { type Sharp } from 'sharp';
+import type { Store } from '../../../engine/store/index.ts';
+import type { Backbone } from '../../../engine/ml/backbones.ts';
+import type { RawImage } from '../../../engine/ml/types.ts';
+import type { FeatureSpec } from './head.ts';
+import { seededRandom } from './split.ts';
+
+/**
+ * Version of this pipeline; bump it when any pixel operation changes so cached embeddings are not reused.
+ * (vprep-1: sharp trim threshold 20 on white, contain on white, Lanczos resize, [0,1] floats.)
+ */
+export const VISION_PREP_VERSION = 'vprep-1';
+
+/** One way of turning an image into a model input (an augmentation is one too). */
+export interface PrepVariant {
+  readonly trim: boolean;
+  readonly flip: boolean;
+  /** Augmentation seed; undefined = the plain image. */
+  readonly augment?: number;
+}
+
+/** The embedding cache key of a variant, e.g. `vprep-1+trim+flip`. */
+export function prepKey(v: PrepVariant): string {
+  return `${VISION_PREP_VERSION}${v.trim ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}`;
+}
+
+/** The variants whose embeddings a feature spec needs (one, or the image and its mirror). */
+export function variantsOf(spec: FeatureSpec, augment?: number): PrepVariant[] {
+  const base = { trim: spec.trim, ...(augment !== undefined ? { augment } : {}) };
+  return spec.flipAverage ? [{ ...base, flip: false }, { ...base, flip: true }] : [{ ...base, flip: false }];
+}
+
+function toSharp(image: RawImage | Uint8Array): Sharp {
+  if (image instanceof Uint8Array) return sharp(image, { failOn: 'error' }).rotate();
+  const channels = image.channels ?? 3;
+  return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
+    raw: { width: image.width, height: image.height, channels },
+  });
+}
+
+/**
+ * Augment a flattened RGB image deterministically from a seed: random crop (80–100 % of each side), colour
+ * jitter (brightness, saturation, hue) and background jitter (the white studio background replaced by a
+ * light random tint, since user photos are rarely on pure white).
+ */
+async function augmentRaw(rgb: { data: Buffer; width: number; height: number }, seed: number): Promise<{ data: Buffer; width: number; height: number }> {
+  const random = seededRandom(seed * 7919 + 17);
+  const { width, height } = rgb;
+  const cw = Math.max(8, Math.round(width * (0.8 + 0.2 * random())));
+  const ch = Math.max(8, Math.round(height * (0.8 + 0.2 * random())));
+  const left = Math.floor(random() * (width - cw + 1));
+  const top = Math.floor(random() * (height - ch + 1));
+  const tint = [200 + random() * 55, 200 + random() * 55, 200 + random() * 55];
+  const data = Buffer.from(rgb.data);
+  for (let i = 0; i < data.length; i += 3) {
+    // Near-white pixels are background on studio shots: replace them with the tint.
+    if (data[i]! > 235 && data[i + 1]! > 235 && data[i + 2]! > 235) {
+      data[i] = tint[0]!;
+      data[i + 1] = tint[1]!;
+      data[i + 2] = tint[2]!;
+    }
+  }
+  const out = await sharp(data, { raw: { width, height, channels: 3 } })
+    .extract({ left, top, width: cw, height: ch })
+    .modulate({ brightness: 0.85 + 0.3 * random(), saturation: 0.7 + 0.6 * random(), hue: Math.round((random() - 0.5) * 30) })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data: out.data, width: out.info.width, height: out.info.height };
+}
+
+/**
+ * One model input (`size*size*3` floats in [0,1], HWC) for a decoded image (or encoded bytes) and a variant.
+ * Transparent pixels are composited on white first; grayscale becomes RGB.
+ */
+export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant): Promise<Float32Array> {
+  const flat = await toSharp(image).flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let rgb: { data: Buffer; width: number; height: number } = { data: flat.data, width: flat.info.width, height: flat.info.height };
+  if (flat.info.channels !== 3) {
+    const fixed = await sharp(flat.data, { raw: { width: rgb.width, height: rgb.height, channels: flat.info.channels } })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    rgb = { data: fixed.data, width: fixed.info.width, height: fixed.info.height };
+  }
+  if (variant.trim) {
+    try {
+      const t = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+        .trim({ background: '#ffffff', threshold: 20 })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      // A blank or nearly blank picture trims to (almost) nothing: keep the original framing then.
+      if (t.info.width >= 8 && t.info.height >= 8) rgb = { data: t.data, width: t.info.width, height: t.info.height };
+    } catch {
+      // sharp refuses to trim a uniform image; the untrimmed image is the honest input.
+    }
+  }
+  if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
+  let pipeline = sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } });
+  if (variant.flip) pipeline = pipeline.flop();
+  const { data } = await pipeline
+    .resize(size, size, { fit: 'contain', background: '#ffffff' })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const out = new Float32Array(size * size * 3);
+  for (let i = 0; i < out.length; i++) out[i] = data[i]! / 255;
+  return out;
+}
+
+/** Average of vectors (flip-averaging). */
+export function meanVector(vectors: readonly Float32Array[]): Float32Array {
+  const first = vectors[0];
+  if (!first) return new Float32Array(0);
+  const out = new Float32Array(first.length);
+  for (const v of vectors) for (let i = 0; i < out.length; i++) out[i]! += v[i]!;
+  for (let i = 0; i < out.length; i++) out[i]! /= vectors.length;
+  return out;
+}
+
+/** An image to embed: its content id (cache key) and a way to get its pixels when not cached. */
+export interface EmbedItem {
+  readonly sha256: string;
+  readonly load: () => Promise<RawImage | Uint8Array>;
+}
+
+/** Options of {@link embedItems}. */
+export interface EmbedItemsOptions {
+  /** Cache (the store's embeddings table). */
+  readonly store?: Store;
+  /** Augmentation seed (embeds an augmented copy instead of the image). */
+  readonly augment?: number;
+  /** Embed the mirrored image instead (flip augmentation); ignored with flip-averaging. */
+  readonly mirror?: boolean;
+  /** Images per forward pass (default 8). */
+  readonly batchSize?: number;
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Embeddings of many images under a feature spec (flip-averaged when the spec says so), reading and
+ * filling the store's cache. Each variant is cached separately, so `flipAverage` on/off share work.
+ */
+export async function embedItems(backbone: Backbone, items: readonly EmbedItem[], spec: FeatureSpec, opts: EmbedItemsOptions = {}): Promise<Float32Array[]> {
+  const variants = spec.flipAverage || !opts.mirror ? variantsOf(spec, opts.augment) : variantsOf(spec, opts.augment).map((v) => ({ ...v, flip: true }));
+  const perVariant: Float32Array[][] = [];
+  const total = items.length * variants.length;
+  let done = 0;
+  for (const variant of variants) {
+    const key = prepKey(variant);
+    const cached = opts.store ? await opts.store.embeddings.getMany(items.map((i) => i.sha256), backbone.name, key) : new Map<string, Float32Array>();
+    const result: (Float32Array | undefined)[] = items.map((i) => cached.get(i.sha256));
+    done += result.filter((r) => r !== undefined).length;
+    opts.onProgress?.(done, total);
+    const missing = items.map((it, k) => ({ it, k })).filter(({ k }) => result[k] === undefined);
+    const batchSize = opts.batchSize ?? 8;
+    for (let start = 0; start < missing.length; start += batchSize) {
+      opts.signal?.throwIfAborted();
+      const batch = missing.slice(start, start + batchSize);
+      const inputs = await Promise.all(batch.map(async ({ it }) => prepareInput(await it.load(), backbone.inputSize, variant)));
+      const vectors = await backbone.embedImages(inputs, { batchSize });
+      for (let j = 0; j < batch.length; j++) {
+        const { it, k } = batch[j]!;
+        result[k] = vectors[j]!;
+        await opts.store?.embeddings.put(it.sha256, backbone.name, key, vectors[j]!);
+      }
+      done += batch.length;
+      opts.onProgress?.(done, total);
+    }
+    perVariant.push(result as Float32Array[]);
+  }
+  return items.map((_, k) => meanVector(perVariant.map((v) => v[k]!)));
+}
+
+/** The embedding of one image under a spec, without caching (the serving path for a new photo). */
+export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array, spec: FeatureSpec): Promise<{ embedding: Float32Array; inputs: Float32Array[] }> {
+  const inputs = await Promise.all(variantsOf(spec).map((v) => prepareInput(image, backbone.inputSize, v)));
+  const vectors = await backbone.embedImages(inputs, { batchSize: inputs.length });
+  return { embedding: meanVector(vectors), inputs };
+}

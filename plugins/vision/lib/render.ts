@@ -1,0 +1,111 @@
+/**
+ * The vision plugin's pictures (PNG via @napi-rs/canvas): the confusion matrix of `evaluate`, the labelled
+ * thumbnail strip of `similar`, and a caption band under explanation overlays.
+ */
+import { createCanvas, loadImage, type SKRSContext2D } from '@napi-rs/canvas';
+import sharp from 'sharp';
+
+const FONT = 'DejaVu Sans, sans-serif';
+
+/** A confusion matrix as a heat-coloured grid with counts and row-normalised shading. */
+export async function renderConfusionMatrix(labels: readonly string[], matrix: readonly (readonly number[])[], title: string): Promise<Buffer> {
+  const cell = 84;
+  const left = 120;
+  const top = 70;
+  const width = left + cell * labels.length + 30;
+  const height = top + cell * labels.length + 60;
+  const canvas = createCanvas(width, height);
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, width, height);
+  g.fillStyle = '#111111';
+  g.font = `bold 16px ${FONT}`;
+  g.fillText(title, 12, 24);
+  g.font = `12px ${FONT}`;
+  g.fillText('predicted →', left, top - 30);
+  g.save();
+  g.translate(18, top + (cell * labels.length) / 2 + 30);
+  g.rotate(-Math.PI / 2);
+  g.fillText('true →', 0, 0);
+  g.restore();
+  labels.forEach((l, j) => {
+    g.fillStyle = '#111111';
+    g.font = `12px ${FONT}`;
+    g.fillText(l, left + j * cell + 6, top - 8);
+    g.fillText(l, 34, top + j * cell + cell / 2 + 4);
+  });
+  matrix.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    row.forEach((v, j) => {
+      const share = total > 0 ? v / total : 0;
+      // White → deep blue by the share of the true class; the diagonal is what we want dark.
+      const shade = Math.round(255 - share * 200);
+      g.fillStyle = `rgb(${shade},${Math.round(255 - share * 140)},255)`;
+      g.fillRect(left + j * cell, top + i * cell, cell - 2, cell - 2);
+      g.fillStyle = share > 0.55 ? '#ffffff' : '#111111';
+      g.font = `bold 18px ${FONT}`;
+      g.fillText(String(v), left + j * cell + 10, top + i * cell + cell / 2);
+      g.font = `11px ${FONT}`;
+      g.fillText(`${(share * 100).toFixed(0)}%`, left + j * cell + 10, top + i * cell + cell / 2 + 18);
+    });
+  });
+  return canvas.encode('png');
+}
+
+/** One thumbnail of the strip. */
+export interface StripItem {
+  /** Encoded image bytes. */
+  readonly bytes: Uint8Array;
+  /** Caption lines (name, labels, distance). */
+  readonly lines: readonly string[];
+}
+
+function wrapText(g: SKRSContext2D, text: string, maxWidth: number): string {
+  if (g.measureText(text).width <= maxWidth) return text;
+  let t = text;
+  while (t.length > 1 && g.measureText(`${t}…`).width > maxWidth) t = t.slice(0, -1);
+  return `${t}…`;
+}
+
+/** A horizontal strip of labelled thumbnails (the query first when given). */
+export async function renderStrip(items: readonly StripItem[], title: string, thumb = 160): Promise<Buffer> {
+  const pad = 10;
+  const captionH = 58;
+  const width = pad + items.length * (thumb + pad);
+  const height = 34 + thumb + captionH + pad;
+  const canvas = createCanvas(Math.max(width, 320), height);
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, canvas.width, height);
+  g.fillStyle = '#111111';
+  g.font = `bold 15px ${FONT}`;
+  g.fillText(title, pad, 22);
+  for (let k = 0; k < items.length; k++) {
+    const item = items[k]!;
+    const x = pad + k * (thumb + pad);
+    const png = await sharp(item.bytes).rotate().resize(thumb, thumb, { fit: 'contain', background: '#ffffff' }).flatten({ background: '#ffffff' }).png().toBuffer();
+    const img = await loadImage(png);
+    g.drawImage(img, x, 30, thumb, thumb);
+    g.strokeStyle = '#cccccc';
+    g.strokeRect(x, 30, thumb, thumb);
+    g.fillStyle = '#111111';
+    g.font = `11px ${FONT}`;
+    item.lines.slice(0, 4).forEach((line, i) => g.fillText(wrapText(g, line, thumb), x, 30 + thumb + 14 + i * 13));
+  }
+  return canvas.encode('png');
+}
+
+/** Add a caption band under a PNG (e.g. "hyped 0.93 — design-hype opinion, not a legit check"). */
+export async function captionPng(png: Uint8Array, lines: readonly string[]): Promise<Buffer> {
+  const img = await loadImage(Buffer.from(png));
+  const bandH = 10 + lines.length * 16;
+  const canvas = createCanvas(img.width, img.height + bandH);
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.drawImage(img, 0, 0);
+  g.fillStyle = '#111111';
+  g.font = `12px ${FONT}`;
+  lines.forEach((line, i) => g.fillText(wrapText(g, line, img.width - 8), 4, img.height + 16 + i * 16));
+  return canvas.encode('png');
+}

@@ -1,0 +1,309 @@
+/**
+ * Training a head on frozen backbone embeddings. Pure function of (embeddings, labels, options): the
+ * queued training job, `npm run train:defaults` and the experiments all call {@link trainHead}.
+ *
+ * Imbalance is handled with class weights (inverse frequency, "balanced" as in scikit-learn); augmented
+ * copies (mirrored, cropped, colour/background-jittered images embedded separately) enter as extra rows of
+ * the same group. Weights are fitted with Adam on mini-batches in tfjs, seeded, then copied out to plain
+ * arrays: the head file is JSON and inference needs no tensors.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import { getTf } from '../../../engine/ml/runtime.ts';
+import { BRANDS, type Task } from './labels.ts';
+import {
+  cosineDistance,
+  l2normalise,
+  type DenseLayer,
+  type FeatureSpec,
+  type HeadModel,
+} from './head.ts';
+import { seededRandom, shuffled } from './split.ts';
+
+/** Options of {@link trainHead}. */
+export interface TrainHeadOptions {
+  /** `linear` (softmax regression) or `mlp` (one hidden ReLU layer). Default `linear`. */
+  readonly type?: 'linear' | 'mlp';
+  /** Hidden units of the MLP (default 64). */
+  readonly hidden?: number;
+  /** Epochs over the training rows (default 60). */
+  readonly epochs?: number;
+  /** Adam learning rate (default 3e-3). */
+  readonly learningRate?: number;
+  /** L2 weight penalty (default 1e-3). */
+  readonly l2?: number;
+  /** Dropout on the standardised input (default 0.2): cheap regularisation against source style. */
+  readonly dropout?: number;
+  /** Mini-batch size (default 256: few, larger steps keep tfjs op overhead low on small heads). */
+  readonly batchSize?: number;
+  /** Class weighting (default `balanced`). */
+  readonly classWeight?: 'balanced' | 'none';
+  /** Seed for initialisation, shuffling and dropout (default 42). */
+  readonly seed?: number;
+  /** Brand heads: whether to fit the open-set (`other`) calibration (default true for brand). */
+  readonly openSet?: boolean;
+  /** Top-probability threshold below which answers are flagged low confidence (default 0.6). */
+  readonly minConfidence?: number;
+  /** Percentile of training distances that bounds "like the training data" (default 0.99). */
+  readonly oodQuantile?: number;
+  /** Called after each epoch with the mean training loss. */
+  readonly onEpoch?: (epoch: number, epochs: number, loss: number) => void | Promise<void>;
+}
+
+/** What {@link trainHead} needs besides the rows. */
+export interface TrainHeadInput {
+  readonly task: Task;
+  /** Model id written into the file (e.g. `brand-default`). */
+  readonly id: string;
+  readonly backbone: string;
+  readonly prepVersion: string;
+  readonly features: FeatureSpec;
+  /** Embeddings after the feature pipeline (flip-averaged if `features.flipAverage`). */
+  readonly x: readonly Float32Array[];
+  /** Labels of `x`. */
+  readonly y: readonly string[];
+  /** Extra rows for the open-set / ood calibration only (e.g. unlabelled sneakers); not used for fitting. */
+  readonly unlabelled?: readonly Float32Array[];
+  readonly meta?: Record<string, unknown>;
+}
+
+/** Mean and standard deviation per dimension (std floored so constant dimensions do not explode). */
+export function fitStandardiser(x: readonly ArrayLike<number>[]): { mean: number[]; std: number[] } {
+  const dim = x[0]?.length ?? 0;
+  const mean = new Float64Array(dim);
+  const sq = new Float64Array(dim);
+  for (const v of x) for (let i = 0; i < dim; i++) mean[i]! += v[i]!;
+  for (let i = 0; i < dim; i++) mean[i]! /= Math.max(1, x.length);
+  for (const v of x) for (let i = 0; i < dim; i++) sq[i]! += (v[i]! - mean[i]!) ** 2;
+  const std = Array.from(sq, (s) => Math.max(Math.sqrt(s / Math.max(1, x.length)), 1e-4));
+  return { mean: Array.from(mean), std };
+}
+
+function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const pos = Math.min(s.length - 1, Math.max(0, q * (s.length - 1)));
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+}
+
+function meanUnit(vectors: readonly Float32Array[]): number[] {
+  const dim = vectors[0]?.length ?? 0;
+  const sum = new Float32Array(dim);
+  for (const v of vectors) for (let i = 0; i < dim; i++) sum[i]! += v[i]!;
+  return Array.from(l2normalise(sum));
+}
+
+/** Seeded spherical k-means on unit vectors (a handful of iterations is plenty for a coverage test). */
+export function sphericalKMeans(units: readonly Float32Array[], k: number, seed: number, iterations = 15): number[][] {
+  if (units.length === 0) return [];
+  const kk = Math.min(k, units.length);
+  const random = seededRandom(seed);
+  let centroids = shuffled(units, random).slice(0, kk).map((u) => Array.from(u));
+  for (let it = 0; it < iterations; it++) {
+    const members: Float32Array[][] = centroids.map(() => []);
+    for (const u of units) {
+      let best = 0;
+      let bestD = Infinity;
+      centroids.forEach((c, j) => {
+        const d = cosineDistance(u, c);
+        if (d < bestD) {
+          bestD = d;
+          best = j;
+        }
+      });
+      members[best]!.push(u);
+    }
+    centroids = members.map((m, j) => (m.length > 0 ? meanUnit(m) : centroids[j]!));
+  }
+  return centroids;
+}
+
+/**
+ * Fit the weights of a dense head with tfjs (Adam, softmax cross-entropy with class weights and L2).
+ * Returns plain layers; every tensor is disposed before it returns.
+ */
+export async function fitDense(
+  xs: readonly Float32Array[],
+  yIdx: readonly number[],
+  classes: number,
+  opts: TrainHeadOptions = {},
+): Promise<{ layers: DenseLayer[]; finalLoss: number }> {
+  const tf = await getTf();
+  const dim = xs[0]?.length ?? 0;
+  const n = xs.length;
+  const seed = opts.seed ?? 42;
+  const type = opts.type ?? 'linear';
+  const hidden = opts.hidden ?? 64;
+  const epochs = opts.epochs ?? 60;
+  const batchSize = Math.min(opts.batchSize ?? 256, Math.max(1, n));
+  const l2 = opts.l2 ?? 1e-3;
+  const dropout = opts.dropout ?? 0.2;
+  const counts = new Array<number>(classes).fill(0);
+  for (const y of yIdx) counts[y]!++;
+  const present = counts.filter((c) => c > 0).length;
+  const weights = counts.map((c) => (opts.classWeight === 'none' || c === 0 ? 1 : n / (present * c)));
+  const random = seededRandom(seed);
+  const init = (fanIn: number, fanOut: number): Float32Array => {
+    // Glorot-uniform from the seeded PRNG, so a seed reproduces the same head.
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    return Float32Array.from({ length: fanIn * fanOut }, () => (random() * 2 - 1) * limit);
+  };
+  const shapes = type === 'mlp' ? [[dim, hidden], [hidden, classes]] : [[dim, classes]];
+  // tf.variable keeps its own copy: build the initial values inside tidy so they are freed.
+  const vars = shapes.map(([i, o]) => ({
+    kernel: tf.tidy(() => tf.variable(tf.tensor2d(init(i!, o!), [i!, o!]))),
+    bias: tf.tidy(() => tf.variable(tf.zeros([o!]))),
+  }));
+  const optimizer = tf.train.adam(opts.learningRate ?? 3e-3);
+  const X = tf.tensor2d(concat(xs, dim), [n, dim]);
+  const Y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(yIdx), 'int32'), classes).toFloat());
+  const W = tf.tensor1d(yIdx.map((y) => weights[y]!));
+  const forward = (x: tfTypes.Tensor2D, training: boolean, dropSeed: number): tfTypes.Tensor2D => {
+    let h = training && dropout > 0 ? tf.dropout(x, dropout, undefined, dropSeed) : x;
+    vars.forEach((v, li) => {
+      h = tf.add(tf.matMul(h, v.kernel), v.bias);
+      if (li < vars.length - 1) h = tf.relu(h);
+    });
+    return h as tfTypes.Tensor2D;
+  };
+  let finalLoss = NaN;
+  try {
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      const order = shuffled(Array.from({ length: n }, (_, i) => i), random);
+      let lossSum = 0;
+      let batches = 0;
+      for (let start = 0; start < n; start += batchSize) {
+        const idx = tf.tensor1d(order.slice(start, start + batchSize), 'int32');
+        const dropSeed = Math.floor(random() * 1e9);
+        const loss = optimizer.minimize(
+          () =>
+            tf.tidy(() => {
+              const xb = tf.gather(X, idx) as tfTypes.Tensor2D;
+              const yb = tf.gather(Y, idx);
+              const wb = tf.gather(W, idx);
+              const logits = forward(xb, true, dropSeed);
+              const ce = tf.losses.softmaxCrossEntropy(yb, logits, wb, undefined, tf.Reduction.SUM_BY_NONZERO_WEIGHTS);
+              const reg = vars.reduce((acc, v) => tf.add(acc, tf.mul(l2, tf.sum(tf.square(v.kernel)))), tf.scalar(0));
+              return tf.add(ce, reg) as tfTypes.Scalar;
+            }),
+          true,
+        );
+        idx.dispose();
+        if (loss) {
+          lossSum += (await loss.data())[0]!;
+          loss.dispose();
+        }
+        batches++;
+      }
+      finalLoss = lossSum / Math.max(1, batches);
+      await opts.onEpoch?.(epoch + 1, epochs, finalLoss);
+    }
+    const layers: DenseLayer[] = [];
+    for (let li = 0; li < vars.length; li++) {
+      const v = vars[li]!;
+      const [inputs, units] = v.kernel.shape as [number, number];
+      layers.push({
+        inputs,
+        units,
+        kernel: round(await v.kernel.data()),
+        bias: round(await v.bias.data()),
+        activation: li < vars.length - 1 ? 'relu' : 'linear',
+      });
+    }
+    return { layers, finalLoss };
+  } finally {
+    X.dispose();
+    Y.dispose();
+    W.dispose();
+    optimizer.dispose();
+    for (const v of vars) {
+      v.kernel.dispose();
+      v.bias.dispose();
+    }
+  }
+}
+
+function concat(xs: readonly ArrayLike<number>[], dim: number): Float32Array {
+  const out = new Float32Array(xs.length * dim);
+  xs.forEach((x, i) => out.set(x, i * dim));
+  return out;
+}
+
+// Seven significant digits are what float32 holds; shorter JSON, identical model.
+function round(values: ArrayLike<number>): number[] {
+  return Array.from(values, (v) => Number(v.toPrecision(7)));
+}
+
+/** Apply the head's input transform (L2 + standardise) to many rows. */
+export function standardiseRows(x: readonly Float32Array[], l2: boolean, st: { mean: number[]; std: number[] }): Float32Array[] {
+  return x.map((v) => {
+    const e = l2 ? l2normalise(v) : v;
+    const out = new Float32Array(e.length);
+    for (let i = 0; i < e.length; i++) out[i] = (e[i]! - st.mean[i]!) / st.std[i]!;
+    return out;
+  });
+}
+
+/**
+ * Train a complete head: standardiser, dense layers, open-set calibration (brand) and the
+ * out-of-distribution threshold. The result is ready to save as JSON.
+ */
+export async function trainHead(input: TrainHeadInput, opts: TrainHeadOptions = {}): Promise<HeadModel> {
+  const { task, x, y } = input;
+  if (x.length !== y.length) throw new Error(`x has ${x.length} rows, y ${y.length}`);
+  const order = task === 'brand' ? BRANDS : (['hyped', 'not_hyped'] as const);
+  const labels = (order as readonly string[]).filter((l) => y.includes(l));
+  if (labels.length < 2) {
+    throw new Error(`${task}: training needs at least two labels, got ${labels.join(', ') || 'none'}`);
+  }
+  const seed = opts.seed ?? 42;
+  const l2 = input.features.l2;
+  const base = l2 ? x.map((v) => l2normalise(v)) : x;
+  const standardise = fitStandardiser(base);
+  const z = standardiseRows(x, l2, standardise);
+  const yIdx = y.map((l) => labels.indexOf(l));
+  const { layers, finalLoss } = await fitDense(z, yIdx, labels.length, opts);
+
+  const units = x.map((v) => l2normalise(v));
+  let openSet: HeadModel['openSet'];
+  if (task === 'brand' && (opts.openSet ?? true)) {
+    const centroids: number[][] = [];
+    const radius: number[] = [];
+    const spread: number[] = [];
+    for (const label of labels) {
+      const members = units.filter((_, i) => y[i] === label);
+      const c = meanUnit(members);
+      const d = members.map((u) => cosineDistance(u, c));
+      const mu = d.reduce((a, b) => a + b, 0) / Math.max(1, d.length);
+      const sd = Math.sqrt(d.reduce((a, b) => a + (b - mu) ** 2, 0) / Math.max(1, d.length));
+      centroids.push(round(c));
+      radius.push(quantile(d, 0.99));
+      spread.push(Math.max(sd, 1e-3));
+    }
+    openSet = { centroids, radius, spread };
+  }
+  const all = [...units, ...(input.unlabelled ?? []).map((v) => l2normalise(v))];
+  const oodCentroids = sphericalKMeans(all, Math.min(16, Math.max(1, Math.floor(all.length / 20))), seed);
+  const nearest = all.map((u) => Math.min(...oodCentroids.map((c) => cosineDistance(u, c))));
+  const threshold = quantile(nearest, opts.oodQuantile ?? 0.99);
+  return {
+    format: 'solescope-head',
+    version: 1,
+    id: input.id,
+    task,
+    labels,
+    backbone: input.backbone,
+    prepVersion: input.prepVersion,
+    features: input.features,
+    standardise: { mean: round(standardise.mean), std: round(standardise.std) },
+    layers,
+    ...(openSet ? { openSet } : {}),
+    ood: { centroids: oodCentroids.map((c) => round(c)), threshold },
+    temperature: 1,
+    minConfidence: opts.minConfidence ?? 0.6,
+    seed,
+    createdAt: new Date().toISOString(),
+    meta: { ...(input.meta ?? {}), trainRows: x.length, finalLoss, options: { ...opts, onEpoch: undefined } },
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * `npm run train:defaults -- --data <manifest.csv|folder>`: trains the default hype and brand heads that ship
+ * in assets/models/, and writes their README with the data, command, seed and held-out metrics.
+ *
+ * Steps: read the labelled data → decode every image (content id = pixel hash) → embeddings through the
+ * vision feature pipeline, cached in a SQLite store (`--cache`, default ./data/train-defaults.db) so re-runs
+ * embed nothing twice → per task: fuzzy-name group split (test 10 %, seed 42), train on the train side,
+ * report on the held-out side → leave-one-source-out folds (train on all sources but one, test on it) →
+ * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
+ * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
+ *
+ * Heavy: run it with `nice -n 10` on shared machines.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openStore } from '../engine/store/index.ts';
+import { getTf } from '../engine/ml/runtime.ts';
+import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
+import { readLabelledSource, type DatasetRow } from '../plugins/vision/lib/dataset.ts';
+import { embedItems, prepKey, type EmbedItem } from '../plugins/vision/lib/features.ts';
+import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
+import { decodePixels } from '../plugins/vision/lib/input.ts';
+import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
+import { classificationReport, formatReport, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
+import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
+import { trainHead, type TrainHeadOptions } from '../plugins/vision/lib/train.ts';
+import { featureKey } from '../plugins/vision/service.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    out: { type: 'string', default: 'assets/models' },
+    cache: { type: 'string', default: 'data/train-defaults.db' },
+    backbone: { type: 'string', default: 'mobilenet_v2' },
+    seed: { type: 'string', default: '42' },
+    'test-size': { type: 'string', default: '0.1' },
+    trim: { type: 'boolean', default: false },
+    'no-flip-average': { type: 'boolean', default: false },
+    'no-l2': { type: 'boolean', default: false },
+    'flip-augment': { type: 'boolean', default: false },
+    head: { type: 'string', default: 'linear' },
+    'hype-head': { type: 'string' },
+    'brand-head': { type: 'string' },
+    epochs: { type: 'string', default: '60' },
+    ablation: { type: 'boolean', default: false },
+    'skip-unembedded': { type: 'boolean', default: false },
+  },
+});
+
+if (!args.data) {
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2] [--seed 42] [--ablation]');
+  process.exit(2);
+}
+const backboneName = args.backbone!;
+if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
+const seed = Number(args.seed);
+const testSize = Number(args['test-size']);
+const features: FeatureSpec = { trim: args.trim!, flipAverage: !args['no-flip-average'], l2: !args['no-l2'] };
+const headOpts: TrainHeadOptions = { type: args.head === 'mlp' ? 'mlp' : 'linear', epochs: Number(args.epochs), seed };
+/** Per-task head type (`--hype-head mlp`): the ablation showed the tasks prefer different heads. */
+const taskHeadOpts = (task: Task): TrainHeadOptions => {
+  const type = args[`${task}-head`] ?? args.head;
+  return type === 'mlp' ? { ...headOpts, type: 'mlp', epochs: Math.min(headOpts.epochs ?? 60, 40) } : { ...headOpts, type: 'linear' };
+};
+const command = `npm run train:defaults -- ${process.argv.slice(2).join(' ')}`;
+
+const log = (msg: string): void => console.log(`[train:defaults] ${msg}`);
+
+const tf = await getTf();
+log(`backend ${tf.getBackend()}, backbone ${backboneName}, features ${JSON.stringify(features)}`);
+const source = await readLabelledSource(args.data);
+log(`${source.rows.length} rows (${source.skipped.length} skipped) from ${source.location}`);
+mkdirSync(path.dirname(path.resolve(args.cache!)), { recursive: true });
+const store = await openStore({ url: `sqlite:${path.resolve(args.cache!)}` });
+const backbone = await loadBackbone(backboneName);
+
+// Only rows with a label for some task are needed; decode them once for their content ids.
+interface Item {
+  readonly row: DatasetRow;
+  readonly sha: string;
+}
+const items: Item[] = [];
+for (const row of source.rows) {
+  if (row.brand === undefined && row.hype === undefined) continue;
+  try {
+    const pic = await decodePixels(await readFile(row.file), undefined, path.basename(row.file));
+    items.push({ row, sha: pic.sha256 });
+  } catch (error) {
+    log(`skip ${row.file}: ${(error as Error).message}`);
+  }
+}
+log(`${items.length} labelled images decoded`);
+
+const embedItemsOf = (list: readonly Item[]): EmbedItem[] =>
+  list.map((it) => ({ sha256: it.sha, load: async () => new Uint8Array(await readFile(it.row.file)) }));
+
+/** Embeddings of every item under a spec (cached per variant in the store). */
+async function embedAll(spec: FeatureSpec, onlyCached = false): Promise<Float32Array[] | undefined> {
+  if (onlyCached) {
+    for (const v of spec.flipAverage ? [false, true] : [false]) {
+      const n = (await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey({ trim: spec.trim, flip: v }))).size;
+      if (n < items.length) return undefined;
+    }
+  }
+  let last = 0;
+  return embedItems(backbone, embedItemsOf(items), spec, {
+    store,
+    onProgress: (done, total) => {
+      if (done - last >= 50 || done === total) {
+        last = done;
+        log(`embedding ${done}/${total}`);
+      }
+    },
+  });
+}
+
+const x = (await embedAll(features))!;
+// Flip augmentation: the mirrored view of every image as an extra training row (same label, same group).
+const flipAugment = args['flip-augment']!;
+let xFlip: Float32Array[] | undefined;
+if (flipAugment) {
+  if (features.flipAverage) throw new Error('--flip-augment is for heads without flip-averaging (add --no-flip-average): the average is already mirror-invariant');
+  // The mirrored variant is cached like any other; embedding with flip-averaging fills it if missing.
+  const key = prepKey({ trim: features.trim, flip: true });
+  if ((await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key)).size < items.length) {
+    await embedItems(backbone, embedItemsOf(items), { ...features, flipAverage: true }, { store });
+  }
+  const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key);
+  xFlip = items.map((i) => flipped.get(i.sha)!);
+}
+
+interface TaskResult {
+  readonly head: HeadModel;
+  readonly held: ClassificationReport;
+  readonly split: { train: number; test: number; groups: number };
+  readonly loso: { source: string; n: number; trainLabels: string[]; report?: ClassificationReport; knownAccuracy?: number; unseenToOther?: number; note?: string }[];
+}
+
+function indicesFor(task: Task): number[] {
+  return items.map((it, i) => (it.row[task] !== undefined ? i : -1)).filter((i) => i >= 0);
+}
+
+async function fit(task: Task, train: number[], X: readonly Float32Array[], spec: FeatureSpec, opts: TrainHeadOptions, id: string, mirrored?: readonly Float32Array[]): Promise<HeadModel> {
+  const rows = mirrored ? [...train, ...train] : train;
+  const xs = [...train.map((i) => X[i]!), ...(mirrored ? train.map((i) => mirrored[i]!) : [])];
+  return trainHead(
+    { task, id, backbone: backbone.name, prepVersion: featureKey(spec), features: spec, x: xs, y: rows.map((i) => items[i]!.row[task]!), meta: { data: source.location, flipAugment: mirrored !== undefined } },
+    opts,
+  );
+}
+
+function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[]): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
+  const preds = test.map((i) => predictHead(head, X[i]!));
+  return { rep: classificationReport(test.map((i) => items[i]!.row[task]!), preds.map((p) => p.label), labelsOf(task)), preds };
+}
+
+async function evaluateTask(task: Task, X: readonly Float32Array[], spec: FeatureSpec, opts: TrainHeadOptions, withLoso: boolean, mirrored?: readonly Float32Array[]): Promise<TaskResult> {
+  const idx = indicesFor(task);
+  const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
+  const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize, seed });
+  const train = split.train.map((k) => idx[k]!);
+  const test = split.test.map((k) => idx[k]!);
+  const head = await fit(task, train, X, spec, opts, `${task}-default`, mirrored);
+  const held = report(task, head, test, X).rep;
+  const loso: TaskResult['loso'] = [];
+  if (withLoso) {
+    for (const fold of leaveOneSourceOut(idx.map((i) => items[i]!.row.source))) {
+      const tr = fold.train.map((k) => idx[k]!);
+      const te = fold.test.map((k) => idx[k]!);
+      const trainLabels = [...new Set(tr.map((i) => items[i]!.row[task]!))].sort();
+      if (trainLabels.length < 2) {
+        loso.push({ source: fold.source, n: te.length, trainLabels, note: `the other sources have only ${trainLabels.join(', ') || 'no'} ${task} labels: no classifier can be trained` });
+        continue;
+      }
+      const h = await fit(task, tr, X, spec, opts, `${task}-loso`, mirrored);
+      const { rep, preds } = report(task, h, te, X);
+      const truth = te.map((i) => items[i]!.row[task]!);
+      const known = truth.map((t, k) => (trainLabels.includes(t) ? k : -1)).filter((k) => k >= 0);
+      const unseen = truth.map((t, k) => (trainLabels.includes(t) ? -1 : k)).filter((k) => k >= 0);
+      loso.push({
+        source: fold.source,
+        n: te.length,
+        trainLabels,
+        report: rep,
+        knownAccuracy: known.length > 0 ? known.filter((k) => preds[k]!.label === truth[k]).length / known.length : undefined,
+        ...(unseen.length > 0 ? { unseenToOther: unseen.filter((k) => preds[k]!.label === 'other' || preds[k]!.lowConfidence).length / unseen.length } : {}),
+      } as TaskResult['loso'][number]);
+    }
+  }
+  return { head, held, split: { train: train.length, test: test.length, groups: new Set(groups).size }, loso };
+}
+
+const results: Record<string, TaskResult> = {};
+for (const task of ['hype', 'brand'] as const) {
+  log(`training ${task}`);
+  const r = await evaluateTask(task, x, features, taskHeadOpts(task), true, xFlip);
+  results[task] = r;
+  log(`${task}: held-out accuracy ${r.held.accuracy.toFixed(3)}, macro-F1 ${r.held.macroF1.toFixed(3)} (n=${r.held.n})`);
+  for (const f of r.loso) log(`  LOSO ${f.source}: ${f.report ? `accuracy ${f.report.accuracy.toFixed(3)} macro-F1 ${f.report.macroF1.toFixed(3)}` : f.note}`);
+}
+
+// Ablation: the same splits with one step changed at a time, from cached variants only.
+let ablationCommand = command;
+const ablation: { step: string; spec: FeatureSpec; head: string; hype?: Record<string, number | string>; brand?: Record<string, number | string> }[] = [];
+if (args.ablation) {
+  const variants: { step: string; spec: FeatureSpec; opts: TrainHeadOptions; flipAugment?: boolean }[] = [
+    { step: 'baseline: raw image, no orientation handling, standardised, linear', spec: { trim: false, flipAverage: false, l2: false }, opts: headOpts },
+    { step: '+ flip augmentation (mirrored copies in training)', spec: { trim: false, flipAverage: false, l2: false }, opts: headOpts, flipAugment: true },
+    { step: '+ flip augmentation + L2 normalisation', spec: { trim: false, flipAverage: false, l2: true }, opts: headOpts, flipAugment: true },
+    { step: 'instead: flip-average embedding (orientation-invariant)', spec: { trim: false, flipAverage: true, l2: false }, opts: headOpts },
+    { step: 'instead: flip-average + L2 normalisation', spec: { trim: false, flipAverage: true, l2: true }, opts: headOpts },
+    { step: '+ trim white margin', spec: { trim: true, flipAverage: true, l2: true }, opts: headOpts },
+    { step: 'MLP head (64 hidden) instead of linear', spec: features, opts: { ...headOpts, type: 'mlp', epochs: 40 }, flipAugment: flipAugment },
+    { step: 'no class weights', spec: features, opts: { ...headOpts, classWeight: 'none' }, flipAugment: flipAugment },
+  ];
+  for (const v of variants) {
+    const X = await embedAll(v.spec, true);
+    if (!X) {
+      log(`ablation: ${v.step}: embeddings not cached, skipped`);
+      continue;
+    }
+    const row: (typeof ablation)[number] = { step: v.step, spec: v.spec, head: v.opts.type ?? 'linear' };
+    for (const task of ['hype', 'brand'] as const) {
+      let opts = v.opts;
+      if (v.flipAugment) {
+        // Mirrored copies: train on both views, test on the plain one (the cached flip variant).
+        const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey({ trim: v.spec.trim, flip: true }));
+        if (flipped.size < items.length) continue;
+        opts = { ...v.opts };
+        const idx = indicesFor(task);
+        const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
+        const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize, seed });
+        const train = split.train.map((k) => idx[k]!);
+        const test = split.test.map((k) => idx[k]!);
+        const head = await trainHead(
+          {
+            task,
+            id: 'ablation',
+            backbone: backbone.name,
+            prepVersion: 'ablation',
+            features: v.spec,
+            x: [...train.map((i) => X[i]!), ...train.map((i) => flipped.get(items[i]!.sha)!)],
+            y: [...train.map((i) => items[i]!.row[task]!), ...train.map((i) => items[i]!.row[task]!)],
+          },
+          opts,
+        );
+        const held = report(task, head, test, X).rep;
+        const cells: Record<string, number | string> = { heldAccuracy: round3(held.accuracy), heldMacroF1: round3(held.macroF1) };
+        for (const fold of leaveOneSourceOut(idx.map((i) => items[i]!.row.source))) {
+          const tr = fold.train.map((k) => idx[k]!);
+          const te = fold.test.map((k) => idx[k]!);
+          if (new Set(tr.map((i) => items[i]!.row[task])).size < 2) continue;
+          const h = await trainHead(
+            { task, id: 'ablation', backbone: backbone.name, prepVersion: 'ablation', features: v.spec, x: [...tr.map((i) => X[i]!), ...tr.map((i) => flipped.get(items[i]!.sha)!)], y: [...tr, ...tr].map((i) => items[i]!.row[task]!) },
+            opts,
+          );
+          const { rep } = report(task, h, te, X);
+          cells[`loso:${fold.source}`] = `${round3(rep.accuracy)} / ${round3(rep.macroF1)}`;
+        }
+        row[task] = cells;
+        continue;
+      }
+      const r = await evaluateTask(task, X, v.spec, opts, true);
+      const cells: Record<string, number | string> = { heldAccuracy: round3(r.held.accuracy), heldMacroF1: round3(r.held.macroF1) };
+      for (const f of r.loso) if (f.report) cells[`loso:${f.source}`] = `${round3(f.report.accuracy)} / ${round3(f.report.macroF1)}`;
+      row[task] = cells;
+    }
+    ablation.push(row);
+    log(`ablation: ${v.step}: ${JSON.stringify({ hype: row.hype, brand: row.brand })}`);
+  }
+}
+
+function round3(v: number): number {
+  return Number(v.toFixed(3));
+}
+
+// Write the heads and the README.
+const out = path.resolve(args.out!);
+mkdirSync(out, { recursive: true });
+const createdAt = new Date().toISOString();
+for (const task of ['hype', 'brand'] as const) {
+  const r = results[task]!;
+  const head: HeadModel = {
+    ...r.head,
+    id: `${task}-default`,
+    createdAt,
+    meta: {
+      ...r.head.meta,
+      command,
+      data: path.basename(path.dirname(source.location)) + '/' + path.basename(source.location),
+      split: { ...r.split, testSize, seed },
+      heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, n: r.held.n },
+    },
+  };
+  writeFileSync(path.join(out, `${task}.head.json`), JSON.stringify(head));
+  log(`wrote ${path.join(out, `${task}.head.json`)}`);
+}
+// Without --ablation, keep the last measured ablation (it says which command produced it).
+let keptAblation: unknown;
+if (!args.ablation) {
+  try {
+    const previous = JSON.parse(readFileSync(path.join(out, 'metrics.json'), 'utf8')) as { ablation?: unknown[]; ablationCommand?: string; command?: string };
+    if (Array.isArray(previous.ablation) && previous.ablation.length > 0) {
+      keptAblation = previous.ablation;
+      ablation.push(...(previous.ablation as typeof ablation));
+      ablationCommand = previous.ablationCommand ?? previous.command ?? 'unknown';
+    }
+  } catch {
+    // No previous metrics: the table stays empty.
+  }
+}
+const metrics = {
+  createdAt,
+  command,
+  backbone: backbone.name,
+  features,
+  head: { hype: taskHeadOpts('hype'), brand: taskHeadOpts('brand') },
+  flipAugment,
+  seed,
+  testSize,
+  results: Object.fromEntries(
+    Object.entries(results).map(([task, r]) => [
+      task,
+      {
+        split: r.split,
+        heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, perClass: r.held.perClass, confusion: r.held.confusion },
+        leaveOneSourceOut: r.loso.map((f) => ({
+          source: f.source,
+          n: f.n,
+          trainLabels: f.trainLabels,
+          ...(f.report ? { accuracy: f.report.accuracy, macroF1: f.report.macroF1, perClass: f.report.perClass, confusion: f.report.confusion } : {}),
+          ...(f.knownAccuracy !== undefined ? { knownClassAccuracy: f.knownAccuracy } : {}),
+          ...(f.unseenToOther !== undefined ? { unseenClassToOtherOrLowConfidence: f.unseenToOther } : {}),
+          ...(f.note ? { note: f.note } : {}),
+        })),
+      },
+    ]),
+  ),
+  ablation,
+  ablationCommand: keptAblation !== undefined ? ablationCommand : command,
+};
+writeFileSync(path.join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+const reportText = (['hype', 'brand'] as const)
+  .map((task) => {
+    const r = results[task]!;
+    const loso = r.loso
+      .map((f) =>
+        f.report
+          ? `- hold out **${f.source}** (n=${f.n}; trained on ${f.trainLabels.join('/')}): accuracy ${f.report.accuracy.toFixed(3)}, macro-F1 ${f.report.macroF1.toFixed(3)}${f.knownAccuracy !== undefined ? `, accuracy on classes seen in training ${f.knownAccuracy.toFixed(3)}` : ''}${f.unseenToOther !== undefined ? `, unseen-class images sent to other/low-confidence ${f.unseenToOther.toFixed(3)}` : ''}`
+          : `- hold out **${f.source}** (n=${f.n}): not measurable — ${f.note}`,
+      )
+      .join('\n');
+    return `### ${task}\n\nGroup split: ${r.split.train} train / ${r.split.test} held-out images, ${r.split.groups} fuzzy-name groups.\n\n\`\`\`\n${formatReport(r.held)}\n\`\`\`\n\nLeave-one-source-out:\n${loso}\n`;
+  })
+  .join('\n');
+const ablationText =
+  ablation.length === 0
+    ? '_Run with `--ablation` to fill this table._'
+    : [
+        `Measured by \`${ablationCommand}\` (same seed and splits). Each cell: held-out accuracy / macro-F1, and per held-out source (LOSO) accuracy / macro-F1.`,
+        '',
+        '| step | hype held-out acc / macro-F1 | hype LOSO (acc / macro-F1 per held-out source) | brand held-out acc / macro-F1 | brand LOSO |',
+        '|---|---|---|---|---|',
+        ...ablation.map((a) => {
+          const cell = (r: Record<string, number | string> | undefined, loso: boolean): string =>
+            !r ? 'n/a' : loso ? Object.entries(r).filter(([k]) => k.startsWith('loso:')).map(([k, v]) => `${k.slice(5).split('/')[0]}: ${v}`).join('; ') : `${r.heldAccuracy} / ${r.heldMacroF1}`;
+          return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
+        }),
+      ].join('\n');
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
+await store.close();

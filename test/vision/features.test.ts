@@ -1,0 +1,51 @@
+import { describe, it, expect } from 'vitest';
+import { prepareInput, prepKey, variantsOf, meanVector } from '../../plugins/vision/lib/features.ts';
+import { decodeBytes } from '../../plugins/vision/lib/input.ts';
+import { drawShoe } from './fixtures.ts';
+
+function meanAbsDiff(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
+  return s / a.length;
+}
+
+describe('vision feature pipeline', () => {
+  it('GIVEN a left- and a right-pointing shoe THEN mirroring one gives the other (what flip augmentation relies on)', async () => {
+    const right = await decodeBytes(await drawShoe({ upper: '#c92a2a', pointsRight: true, size: 112 }));
+    const left = await decodeBytes(await drawShoe({ upper: '#c92a2a', pointsRight: false, size: 112 }));
+    const r = await prepareInput(right.raw, 64, { trim: false, flip: false });
+    const lFlipped = await prepareInput(left.raw, 64, { trim: false, flip: true });
+    const l = await prepareInput(left.raw, 64, { trim: false, flip: false });
+    expect(meanAbsDiff(r, lFlipped)).toBeLessThan(0.01);
+    expect(meanAbsDiff(r, l)).toBeGreaterThan(0.03);
+    expect(r).toHaveLength(64 * 64 * 3);
+    expect(Math.max(...r)).toBeLessThanOrEqual(1);
+  });
+
+  it('GIVEN trim THEN the shoe fills more of the frame; augmentation is deterministic per seed', async () => {
+    const pic = await decodeBytes(await drawShoe({ upper: '#1c7ed6', size: 160 }));
+    const plain = await prepareInput(pic.raw, 64, { trim: false, flip: false });
+    const trimmed = await prepareInput(pic.raw, 64, { trim: true, flip: false });
+    const white = (v: Float32Array): number => {
+      let n = 0;
+      for (let i = 0; i < v.length; i += 3) if (v[i]! > 0.97 && v[i + 1]! > 0.97 && v[i + 2]! > 0.97) n++;
+      return n;
+    };
+    expect(white(trimmed)).toBeLessThan(white(plain));
+    const a1 = await prepareInput(pic.raw, 64, { trim: false, flip: false, augment: 3 });
+    const a2 = await prepareInput(pic.raw, 64, { trim: false, flip: false, augment: 3 });
+    const b = await prepareInput(pic.raw, 64, { trim: false, flip: false, augment: 4 });
+    expect(a1).toEqual(a2);
+    expect(meanAbsDiff(a1, b)).toBeGreaterThan(0.005);
+    expect(meanAbsDiff(a1, plain)).toBeGreaterThan(0.005);
+  });
+
+  it('names cache keys per variant and averages flip pairs', () => {
+    expect(prepKey({ trim: true, flip: true })).toBe('vprep-1+trim+flip');
+    expect(variantsOf({ trim: false, flipAverage: true, l2: true })).toEqual([
+      { trim: false, flip: false },
+      { trim: false, flip: true },
+    ]);
+    expect(Array.from(meanVector([Float32Array.from([1, 2]), Float32Array.from([3, 6])]))).toEqual([2, 4]);
+  });
+});

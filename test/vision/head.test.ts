@@ -1,0 +1,73 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { getTf } from '../../engine/ml/runtime.ts';
+import { trainHead } from '../../plugins/vision/lib/train.ts';
+import { headLogitsTf, parseHead, predictHead, denseForward, headInput, loadHeadFile } from '../../plugins/vision/lib/head.ts';
+import { seededRandom } from '../../plugins/vision/lib/split.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+// Tiny synthetic embeddings: three brand clusters in 16-d, plus points far from all of them.
+const DIM = 16;
+function cluster(centre: number, n: number, random: () => number): Float32Array[] {
+  return Array.from({ length: n }, () => Float32Array.from({ length: DIM }, (_, d) => (d % 3 === centre ? 3 : 0.2) + (random() - 0.5) * 0.6));
+}
+const random = seededRandom(1);
+const x = [...cluster(0, 40, random), ...cluster(1, 25, random), ...cluster(2, 8, random)];
+const y = [...Array(40).fill('jordan'), ...Array(25).fill('nike'), ...Array(8).fill('adidas')] as string[];
+const features = { trim: true, flipAverage: true, l2: true };
+
+describe('heads trained on embeddings', () => {
+  beforeAll(async () => {
+    await getTf({ backend: 'cpu' });
+  });
+
+  it('GIVEN separable classes THEN the brand head learns them and training leaks no tensor', async () => {
+    const tf = await getTf();
+    const before = tf.memory().numTensors;
+    const head = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 40, seed: 3, learningRate: 0.01 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(head.labels).toEqual(['jordan', 'nike', 'adidas']);
+    const acc = x.filter((v, i) => predictHead(head, v).label === y[i]).length / x.length;
+    expect(acc).toBeGreaterThan(0.95);
+    const p = predictHead(head, x[0]!);
+    expect(Object.keys(p.probabilities).sort()).toEqual(['adidas', 'jordan', 'nike', 'other']);
+    expect(Object.values(p.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    expect(p.ood.outside).toBe(false);
+    // Same seed → same weights (reproducible defaults).
+    const again = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 40, seed: 3, learningRate: 0.01 });
+    expect(again.layers[0]!.kernel).toEqual(head.layers[0]!.kernel);
+  });
+
+  it('GIVEN an embedding unlike every known brand THEN probability moves to other and the answer is low confidence', async () => {
+    const head = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 30, seed: 3, learningRate: 0.01 });
+    const alien = Float32Array.from({ length: DIM }, (_, d) => (d === 15 ? 5 : d === 14 ? -4 : 0));
+    const p = predictHead(head, alien);
+    expect(p.ood.outside).toBe(true);
+    expect(p.lowConfidence).toBe(true);
+    expect(p.probabilities.other!).toBeGreaterThan(0.5);
+    expect(p.label).toBe('other');
+  });
+
+  it('GIVEN a hype head THEN probabilities cover hyped/not_hyped and tf logits equal the plain forward pass without leaks', async () => {
+    const tf = await getTf();
+    const hy = y.map((b) => (b === 'adidas' ? 'not_hyped' : 'hyped'));
+    const head = await trainHead({ task: 'hype', id: 'h', backbone: 'synthetic', prepVersion: 'v', features, x, y: hy }, { type: 'mlp', hidden: 8, epochs: 30, seed: 5, learningRate: 0.01 });
+    expect(head.layers).toHaveLength(2);
+    const p = predictHead(head, x[70]!);
+    expect(Object.keys(p.probabilities).sort()).toEqual(['hyped', 'not_hyped']);
+    const before = tf.memory().numTensors;
+    const logits = tf.tidy(() => headLogitsTf(tf, head, tf.tensor2d(x[70]!, [1, DIM])).arraySync()[0]!);
+    expect(tf.memory().numTensors).toBe(before);
+    const plain = Array.from(denseForward(head.layers, headInput(head, x[70]!)));
+    logits.forEach((v, i) => expect(v).toBeCloseTo(plain[i]!, 3));
+  });
+
+  it('GIVEN a missing or corrupt model file THEN MODEL_MISSING names the rebuild command', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vision-head-'));
+    expect(() => loadHeadFile(path.join(dir, 'nope.json'))).toThrow(expect.objectContaining({ code: 'MODEL_MISSING', message: expect.stringContaining('npm run train:defaults') }));
+    writeFileSync(path.join(dir, 'bad.json'), '{"format":"solescope-head"');
+    expect(() => loadHeadFile(path.join(dir, 'bad.json'))).toThrow(expect.objectContaining({ code: 'MODEL_MISSING' }));
+    expect(() => parseHead({ format: 'solescope-head', version: 1 }, 'x')).toThrow(expect.objectContaining({ code: 'MODEL_MISSING' }));
+  });
+});

@@ -1,0 +1,81 @@
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { classificationReport, formatReport } from '../../plugins/vision/lib/metrics.ts';
+import { parseCsv, readLabelledSource } from '../../plugins/vision/lib/dataset.ts';
+
+describe('classification report', () => {
+  it('GIVEN known predictions THEN precision, recall, F1, macro and weighted averages match hand computation', () => {
+    const yTrue = ['a', 'a', 'a', 'b', 'b', 'c'];
+    const yPred = ['a', 'a', 'b', 'b', 'c', 'c'];
+    const r = classificationReport(yTrue, yPred, ['a', 'b', 'c', 'd']);
+    expect(r.n).toBe(6);
+    expect(r.accuracy).toBeCloseTo(4 / 6);
+    expect(r.perClass.a).toEqual({ precision: 1, recall: 2 / 3, f1: 0.8, support: 3 });
+    expect(r.perClass.b!.precision).toBeCloseTo(0.5);
+    expect(r.perClass.b!.recall).toBeCloseTo(0.5);
+    expect(r.perClass.c!.f1).toBeCloseTo(2 / 3);
+    // 'd' never occurs: it is listed but not averaged.
+    expect(r.perClass.d!.support).toBe(0);
+    expect(r.macroF1).toBeCloseTo((0.8 + 0.5 + 2 / 3) / 3);
+    expect(r.weightedF1).toBeCloseTo((0.8 * 3 + 0.5 * 2 + (2 / 3) * 1) / 6);
+    expect(r.confusion.matrix).toEqual([
+      [2, 1, 0, 0],
+      [0, 1, 1, 0],
+      [0, 0, 1, 0],
+      [0, 0, 0, 0],
+    ]);
+    const text = formatReport(r);
+    expect(text).toMatch(/precision\s+recall\s+f1-score\s+support/);
+    expect(text).toMatch(/accuracy\s+0\.67\s+6/);
+  });
+});
+
+describe('labelled data on disk', () => {
+  it('parses quoted CSV cells', () => {
+    expect(parseCsv('file,name\r\n"a,b.jpg","say ""hi"""\n')).toEqual([
+      ['file', 'name'],
+      ['a,b.jpg', 'say "hi"'],
+    ]);
+  });
+
+  it('GIVEN a manifest THEN labels normalise, unknowns are unlabelled, and paths outside the folder are refused', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vision-ds-'));
+    mkdirSync(path.join(dir, 'img'));
+    for (const f of ['a.jpg', 'b.jpg', 'c.jpg']) writeFileSync(path.join(dir, 'img', f), 'x');
+    writeFileSync(
+      path.join(dir, 'manifest.csv'),
+      'file,brand,hype,name,source_repo\nimg/a.jpg,Nike,Not Hyped,Dunk Low,me/repo@abc\nimg/b.jpg,unknown,hyped,,\nimg/c.jpg,,,"x, y",\n../etc/passwd,nike,,,\nimg/missing.jpg,nike,,,\n',
+    );
+    const src = await readLabelledSource(path.join(dir, 'manifest.csv'));
+    expect(src.kind).toBe('manifest');
+    expect(src.rows).toHaveLength(3);
+    expect(src.rows[0]).toMatchObject({ brand: 'nike', hype: 'not_hyped', name: 'Dunk Low', source: 'me/repo' });
+    expect(src.rows[1]!.brand).toBeUndefined();
+    expect(src.rows[1]!.hype).toBe('hyped');
+    expect(src.rows[2]!.name).toBe('x, y');
+    expect(src.skipped.map((s) => s.reason).sort()).toEqual(['file not found', 'points outside the manifest folder']);
+    // A folder with a manifest.csv reads the manifest.
+    expect((await readLabelledSource(dir)).kind).toBe('manifest');
+  });
+
+  it('GIVEN an ImageFolder THEN every class folder on the path labels the file', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vision-if-'));
+    mkdirSync(path.join(dir, 'hyped', 'jordan'), { recursive: true });
+    mkdirSync(path.join(dir, 'adidas'));
+    mkdirSync(path.join(dir, 'misc'));
+    writeFileSync(path.join(dir, 'hyped', 'jordan', 'x.png'), 'x');
+    writeFileSync(path.join(dir, 'adidas', 'y.JPG'), 'x');
+    writeFileSync(path.join(dir, 'misc', 'z.webp'), 'x');
+    writeFileSync(path.join(dir, 'misc', 'notes.bin'), 'x');
+    const src = await readLabelledSource(dir);
+    expect(src.kind).toBe('folder');
+    const byName = Object.fromEntries(src.rows.map((r) => [path.basename(r.file), r]));
+    expect(byName['x.png']).toMatchObject({ brand: 'jordan', hype: 'hyped' });
+    expect(byName['y.JPG']).toMatchObject({ brand: 'adidas' });
+    expect(byName['z.webp']!.brand).toBeUndefined();
+    expect(src.skipped).toHaveLength(1);
+    await expect(readLabelledSource(path.join(dir, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

@@ -1,0 +1,178 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createEngine, type Engine } from '../../engine/index.ts';
+import { openStore } from '../../engine/store/index.ts';
+import { getTf } from '../../engine/ml/runtime.ts';
+import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
+import { writeAwkwardImages, writeDataset } from './fixtures.ts';
+
+const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
+// A fresh caller per call: commands have per-user cooldowns, which these tests are not about.
+let calls = 0;
+const cliInit = () => ({ transport: 'cli' as const, allowLocalPaths: true, caller: { id: `cli:tester-${++calls}`, isModerator: true } });
+
+describe('vision plugin on generated sneakers', () => {
+  let engine: Engine;
+  let dir: string;
+  let modelsDir: string;
+  let manifest: string;
+  let files: string[];
+  let odd: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'vision-plugin-'));
+    modelsDir = path.join(dir, 'models');
+    mkdirSync(modelsDir);
+    ({ manifest, files } = await writeDataset(path.join(dir, 'data')));
+    odd = await writeAwkwardImages(path.join(dir, 'odd'));
+    const store = await openStore({ url: ':memory:' });
+    engine = createEngine({ store });
+    await engine.register(createVisionPlugin({ modelsDir, limits: { maxPixels: 4_000_000 } }));
+    // Import, then train tiny default heads on the fixtures (the same path `npm run train:defaults` takes).
+    const imported = await engine.invoke('dataset import', { source: manifest, name: 'fixtures' }, cliInit());
+    expect(imported.ok).toBe(true);
+    for (const task of ['hype', 'brand'] as const) {
+      const result = await engine.services.vision.train(task, { epochs: 40, learningRate: 0.01, testSize: 0.25, backbone: 'mobilenet_v2', id: `${task}-test` });
+      writeFileSync(path.join(modelsDir, `${task}.head.json`), result.artifact);
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  it('GIVEN the same manifest twice THEN the import is idempotent and deduplicated', async () => {
+    const again = await engine.invoke('dataset import', { source: manifest, name: 'fixtures' }, cliInit());
+    expect(again.ok).toBe(true);
+    if (!again.ok) return;
+    expect(again.reply.data).toMatchObject({ dataset: 'fixtures', rows: 13, added: 0, duplicates: 13 });
+    const stats = await engine.invoke('dataset stats', { name: 'fixtures' }, cliInit());
+    expect(stats.ok && stats.reply.data).toMatchObject({ images: 13, brand: { jordan: 4, nike: 4, adidas: 4, unlabelled: 1 }, hype: { hyped: 8, not_hyped: 4, unlabelled: 1 } });
+    if (stats.ok) expect((stats.reply.data as { sources: Record<string, number> }).sources).toEqual({ 'test/a': 7, 'test/b': 6 });
+  });
+
+  it('GIVEN a sneaker photo THEN hype answers with P(hyped), a Grad-CAM PNG, the disclaimer and vote buttons', async () => {
+    const r = await engine.invoke('hype', { image: files[0]! }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const data = r.reply.data as { label: string; probability: number; model: string; imageSha: string };
+    expect(['hyped', 'not_hyped']).toContain(data.label);
+    expect(data.probability).toBeGreaterThanOrEqual(0);
+    expect(data.probability).toBeLessThanOrEqual(1);
+    expect(data.model).toBe('hype-test');
+    expect(r.reply.text).toMatch(/not a legit check/);
+    expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+    const ids = (r.reply.actions ?? []).map((a) => a.id);
+    expect(ids).toHaveLength(2);
+    for (const id of ids) expect(parseVoteAction(id)?.sha).toBe(data.imageSha);
+  });
+
+  it('GIVEN brand THEN the four probabilities sum to one and a vote is stored once per user', async () => {
+    const r = await engine.invoke('brand', { image: files[5]! }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const data = r.reply.data as { label: string; probabilities: Record<string, number>; imageSha: string };
+    expect(Object.keys(data.probabilities).sort()).toEqual(['adidas', 'jordan', 'nike', 'other']);
+    expect(Object.values(data.probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    const actions = r.reply.actions ?? [];
+    expect(actions).toHaveLength(4);
+    const voter = { transport: 'discord' as const, caller: { id: 'user-7' }, guildId: 'g1' };
+    expect((await engine.action(actions[1]!.id, voter)).ok).toBe(true);
+    expect((await engine.action(actions[0]!.id, voter)).ok).toBe(true);
+    const labels = await engine.services.store.labels.list(data.imageSha, 'brand');
+    const mine = labels.filter((l) => l.by === 'user-7');
+    expect(mine).toHaveLength(1);
+    expect(mine[0]!.value).toBe(parseVoteAction(actions[0]!.id)!.value);
+    expect((await engine.action('vision:vote:brand:nothex:nike', voter)).ok).toBe(false);
+  });
+
+  it('GIVEN explain THEN Score-CAM and the filter grid come back as PNGs without leaking tensors', async () => {
+    const tf = await getTf();
+    await engine.invoke('explain', { image: files[2]!, method: 'gradcam' }, cliInit()); // warm-up (lazy sub-models)
+    const before = tf.memory().numTensors;
+    for (const method of ['gradcam', 'scorecam', 'filters'] as const) {
+      const r = await engine.invoke('explain', { image: files[2]!, method, task: 'brand' }, cliInit());
+      expect(r.ok).toBe(true);
+      if (r.ok) expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+    }
+    const hype = await engine.invoke('hype', { image: files[3]! }, cliInit());
+    expect(hype.ok).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('GIVEN stored embeddings THEN similar returns sorted neighbours with labels and a strip PNG', async () => {
+    const r = await engine.invoke('similar', { image: files[1]!, k: 3 }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const n = (r.reply.data as { neighbours: { id: string; brand: string | null; distance: number }[] }).neighbours;
+    expect(n).toHaveLength(3);
+    expect(n.map((x) => x.distance)).toEqual([...n.map((x) => x.distance)].sort((a, b) => a - b));
+    expect(n[0]!.brand).not.toBeNull();
+    expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+  });
+
+  it('GIVEN a manifest THEN evaluate reports per-class metrics, a confusion matrix and skipped rows', async () => {
+    const r = await engine.invoke('evaluate', { task: 'brand', data: manifest }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const d = r.reply.data as { task: string; n: number; skipped: number; accuracy: number; macroF1: number; perClass: Record<string, { support: number }>; confusion: { labels: string[]; matrix: number[][] } };
+    expect(d).toMatchObject({ task: 'brand', n: 12, skipped: 1 });
+    expect(d.perClass.jordan!.support).toBe(4);
+    expect(d.confusion.labels).toEqual(['jordan', 'nike', 'adidas', 'other']);
+    expect(d.confusion.matrix.flat().reduce((a, b) => a + b, 0)).toBe(12);
+    expect(r.reply.text).toMatch(/precision\s+recall\s+f1-score\s+support/);
+    expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+    // Not from HTTP or Discord: evaluate reads server files.
+    const remote = await engine.invoke('evaluate', { task: 'brand', data: manifest }, { transport: 'http', caller: { id: `http:${++calls}` } });
+    expect(remote.ok || remote.error.code).toBe('FORBIDDEN');
+  });
+
+  it('GIVEN awkward but valid images THEN they are classified; broken ones get catalogue codes', async () => {
+    for (const name of ['grayscale.png', 'cmyk.jpg', 'sixteen-bit.png', 'transparent.png']) {
+      const r = await engine.invoke('brand', { image: odd[name]! }, cliInit());
+      expect(r.ok, name).toBe(true);
+    }
+    const code = async (name: string): Promise<string | undefined> => {
+      const r = await engine.invoke('hype', { image: odd[name]! }, cliInit());
+      return r.ok ? undefined : r.error.code;
+    };
+    expect(await code('not-an-image.png')).toBe('NOT_AN_IMAGE');
+    expect(await code('corrupt.jpg')).toBe('NOT_AN_IMAGE');
+    expect(await code('tiny.png')).toBe('BAD_INPUT');
+    expect(await code('huge.png')).toBe('TOO_LARGE');
+    const upload = await engine.invoke('hype', { image: { kind: 'buffer', data: new Uint8Array(readFileSync(odd['not-an-image.png']!)) } }, { transport: 'http', caller: { id: `http:${++calls}` } });
+    expect(upload.ok || upload.error.code).toBe('NOT_AN_IMAGE');
+    const localOverHttp = await engine.invoke('hype', { image: files[0]! }, { transport: 'http', caller: { id: `http:${++calls}` } });
+    expect(localOverHttp.ok || localOverHttp.error.code).toBe('BAD_INPUT');
+  });
+
+  it('GIVEN a photo with no shoe THEN the answer is flagged low confidence instead of a confident brand', async () => {
+    const r = await engine.invoke('brand', { image: odd['noise.png']! }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const d = r.reply.data as { lowConfidence: boolean; ood: { outside: boolean } };
+    expect(d.lowConfidence).toBe(true);
+    expect(d.ood.outside).toBe(true);
+    expect(r.reply.text).toMatch(/don't see a sneaker/);
+  });
+
+  it('GIVEN a missing or corrupt model file THEN MODEL_MISSING says how to rebuild it', async () => {
+    const emptyDir = path.join(dir, 'no-models');
+    mkdirSync(emptyDir);
+    const store = await openStore({ url: ':memory:' });
+    const bare = createEngine({ store });
+    await bare.register(createVisionPlugin({ modelsDir: emptyDir }));
+    const missing = await bare.invoke('hype', { image: files[0]! }, cliInit());
+    expect(missing.ok).toBe(false);
+    if (!missing.ok) {
+      expect(missing.error.code).toBe('MODEL_MISSING');
+      expect(missing.error.message).toMatch(/npm run train:defaults/);
+    }
+    writeFileSync(path.join(emptyDir, 'brand.head.json'), '{"format":"solescope-head","version":1,"layers":[]}');
+    const corrupt = await bare.invoke('brand', { image: files[0]! }, cliInit());
+    expect(corrupt.ok || corrupt.error.code).toBe('MODEL_MISSING');
+    await bare.close();
+  });
+});
