@@ -1,0 +1,7 @@
+/**
+ * Processor file of `generative.style-transfer`: BullMQ runs it in a sandboxed child process (see jobs/worker.ts), so
+ * seconds-long tfjs steps never starve the queue's lock renewal or the bot's event loop.
+ */
+import { styleTransferJob } from './jobs.ts';
+
+export default styleTransferJob;
