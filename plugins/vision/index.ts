@@ -8,6 +8,7 @@ import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type
 import { createVisionService, type Classification, type Embedder, type VisionService, type VisionServiceOptions } from './service.ts';
 import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
+import { getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
 
 declare module '../../engine/context.ts' {
   interface Services {
@@ -292,6 +293,24 @@ export function createVisionPlugin(opts: Partial<Omit<VisionServiceOptions, 'sto
     description: 'Hype and brand classification, explanations, similar images, datasets and evaluation.',
     provides: ['vision', 'embedder'],
     commands: [hype, brand, explain, similar, evaluate, datasetImport, datasetStats],
+    // `status` shows which ML backend (tfjs-node-gpu / tfjs-node / wasm / cpu) and which inference engine
+    // (onnxruntime / tfjs) serve forward passes; neither call starts anything.
+    async status() {
+      // Starting the backend and probing onnxruntime is cheap (well under a second) and makes `status`
+      // answer what will actually run, not "not started".
+      await getTf().catch(() => undefined);
+      const ort = await loadOrt().catch(() => undefined);
+      const ml = mlStatus();
+      const inference = inferenceStatus();
+      return {
+        backend: ml.backend ?? 'unavailable',
+        ...(ml.skipped.length > 0 ? { skippedBackends: ml.skipped.join('; ') } : {}),
+        inference: inference.inference ?? (ort?.ort ? 'onnxruntime' : 'tfjs'),
+        onnxruntime: ort?.version ?? inference.onnxruntime ?? `unavailable${ort?.reason ? ` (${ort.reason})` : ''}`,
+        threads: inference.threads,
+        tensors: ml.numTensors,
+      };
+    },
     setup(engine: Engine) {
       const service = createVisionService({
         ...opts,
