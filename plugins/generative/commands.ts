@@ -110,7 +110,7 @@ export const styleTransferCommand = defineCommand({
       style: imageInput(`The style image, or a bundled style name: ${STYLE_NAMES.join(', ')}`).optional(),
       preset: z.enum(STYLE_NAMES).optional().describe('A bundled procedural style (used when no style image is given)'),
       contentWeight: numberIn(0, 1e4, 'content-weight').default(1).describe('Weight of keeping the content (0–10000)'),
-      styleWeight: numberIn(0, 1e6, 'style-weight').default(10).describe('Weight of matching the style (0–1000000)'),
+      styleWeight: numberIn(0, 1e6, 'style-weight').default(30).describe('Weight of matching the style (0–1000000)'),
       steps: intIn(1, 300, 'steps').default(40).describe('Optimisation steps (1–300)'),
       size: intIn(96, 768, 'size').default(256).describe('Longest side of the result in pixels (96–768)'),
     })

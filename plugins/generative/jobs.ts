@@ -114,11 +114,11 @@ export const styleJobData = z.object({
   style: base64Png,
   styleName: z.string().max(100).default('style'),
   contentWeight: z.number().min(0).max(1e4).default(1),
-  styleWeight: z.number().min(0).max(1e6).default(10),
-  tvWeight: z.number().min(0).max(1e4).default(10),
+  styleWeight: z.number().min(0).max(1e6).default(30),
+  tvWeight: z.number().min(0).max(1e4).default(30),
   steps: z.number().int().min(1).max(300).default(40),
   size: z.number().int().min(96).max(768).default(256),
-  learningRate: z.number().min(1e-4).max(0.5).default(0.02),
+  learningRate: z.number().min(1e-4).max(0.5).default(0.05),
   previewEvery: z.number().int().min(0).max(100).default(5),
 });
 
