@@ -166,6 +166,9 @@ export function buildProgram(engine: Engine, onRun: (name: string, input: Record
     const parent = words.length > 0 ? groupFor(words) : program;
     const cmd = parent.command(leaf).description(registered.definition.description).exitOverride();
     cmd.configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+    // A command may also be the group of others (`models` beside `models info`): later subcommands
+    // attach to it, and running the bare word runs the command itself (Discord calls it `show`).
+    groups.set(name, cmd);
     const cliOptions = toCliOptions(registered.options);
     const positionals = cliOptions.filter((o) => o.positional);
     for (const p of positionals) cmd.argument(p.spec.required ? `<${p.name}>` : `[${p.name}]`, p.spec.description);

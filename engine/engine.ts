@@ -174,16 +174,7 @@ export class Engine {
         details: { code: 'ENGINE_ERR_PLUGIN_DEPENDENCY', missing },
       });
     }
-    const names = [...this.commands.keys(), ...(plugin.commands ?? []).map((c) => c.name)];
     for (const command of plugin.commands ?? []) {
-      // A command cannot also be the group word of others (`jobs` beside `jobs cancel`): CLI
-      // subcommands and Discord slash commands cannot express both.
-      const clash = names.find((other) => other.startsWith(`${command.name} `) || command.name.startsWith(`${other} `));
-      if (clash) {
-        throw new EngineError('CONFLICT', `Command "${command.name}" of plugin "${plugin.name}" clashes with "${clash}": a name cannot be both a command and a group; use e.g. "${command.name} list".`, {
-          details: { code: 'ENGINE_ERR_COMMAND_GROUP' },
-        });
-      }
       if (this.commands.has(command.name)) {
         throw new EngineError('CONFLICT', `Command "${command.name}" of plugin "${plugin.name}" is already registered by "${this.commands.get(command.name)?.plugin}".`, {
           details: { code: 'ENGINE_ERR_COMMAND_DUPLICATE' },

@@ -92,3 +92,26 @@ describe('CLI transport', () => {
     expect(extractGlobalFlags(['--json', 'hype', 'x', '--out=o'])).toEqual({ flags: { json: true, out: 'o' }, rest: ['hype', 'x'] });
   });
 });
+
+describe('CLI command groups', () => {
+  it('GIVEN a command that is also a group THEN the bare word runs it and subcommands still work', async () => {
+    const { createEngine: make, definePlugin: plugin, defineCommand: command, reply: r } = await import('../../engine/index.ts');
+    const { z } = await import('zod');
+    const e = make();
+    await e.register(
+      plugin({
+        name: 'grp',
+        commands: [
+          command({ name: 'models', description: 'List', options: z.object({ task: z.enum(['hype', 'brand']).optional() }).strict(), run: ({ task }) => r('list', { data: { task: task ?? null } }) }),
+          command({ name: 'models info', description: 'Info', options: z.object({ id: z.string() }).strict(), positional: ['id'], run: ({ id }) => r('info', { data: { id } }) }),
+        ],
+      }),
+    );
+    const a = io(dir);
+    expect(await runCli(e, ['models', '--task', 'brand', '--json'], a)).toBe(0);
+    expect(JSON.parse(a.out)).toMatchObject({ command: 'models', data: { task: 'brand' } });
+    const b = io(dir);
+    expect(await runCli(e, ['models', 'info', '7', '--json'], b)).toBe(0);
+    expect(JSON.parse(b.out)).toMatchObject({ command: 'models info', data: { id: '7' } });
+  });
+});

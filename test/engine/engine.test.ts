@@ -260,12 +260,3 @@ describe('InlineJobRunner', () => {
   });
 });
 
-describe('command groups', () => {
-  it('GIVEN a command named like the group of another THEN registration refuses it with a coded error', async () => {
-    const engine = createEngine();
-    const base = { description: 'x', options: z.object({}), run: () => reply('x') };
-    await expect(
-      engine.register(definePlugin({ name: 'g', commands: [{ ...base, name: 'jobs' }, { ...base, name: 'jobs cancel' }] })),
-    ).rejects.toMatchObject({ code: 'CONFLICT', details: { code: 'ENGINE_ERR_COMMAND_GROUP' } });
-  });
-});
