@@ -18,6 +18,7 @@ import { loadBackbone, type BackboneName } from '../engine/ml/backbones.ts';
 import { createVisionPlugin } from '../plugins/vision/index.ts';
 import { prepareInput } from '../plugins/vision/lib/features.ts';
 import { decodeBytes } from '../plugins/vision/lib/input.ts';
+import { benchWebhooks } from './webhooks.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -25,6 +26,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '20' },
     quick: { type: 'boolean', default: false },
     'no-onnx': { type: 'boolean', default: false },
+    'no-webhooks': { type: 'boolean', default: false },
   },
 });
 const runs = args.quick ? 6 : Math.max(3, Number(args.runs));
@@ -147,8 +149,18 @@ const ratios: Record<string, number | null> = {
   embedVsPytorch: pytorch && tfjsForward ? Math.round((tfjsForward / pytorch) * 100) / 100 : null,
   ...(ort !== undefined ? { ortVsPytorch: pytorch ? Math.round((ort / pytorch) * 100) / 100 : null } : {}),
 };
+// Resale-monitor webhook ingest (issue #8): 1,000 posts against the real server in a child process.
+let webhooks: Awaited<ReturnType<typeof benchWebhooks>> | undefined;
+if (!args['no-webhooks']) {
+  try {
+    webhooks = await benchWebhooks({ posts: 1000, concurrency: 4 });
+  } catch (error) {
+    notMeasured.webhooks = `bench/webhooks.ts failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+  }
+}
 const result = {
   hypeLatencyMs,
+  ...(webhooks ? { webhooks } : {}),
   embedImgPerSec,
   ratios,
   backbone: backboneName,
@@ -165,6 +177,9 @@ else {
   console.log(`hype latency (warm, end to end): p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms over ${runs} runs`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
   console.log(`ratios: ${JSON.stringify(ratios)}`);
+  if (webhooks) {
+    console.log(`webhook ingest: ${webhooks.posts} posts at concurrency ${webhooks.concurrency}: ${webhooks.reqPerSec} req/s, ack p50 ${webhooks.ackMs.p50} ms, p99 ${webhooks.ackMs.p99} ms (targets: >= 200 req/s, p99 < 50 ms)`);
+  }
   console.log(`load average ${result.loadAverage.before} → ${result.loadAverage.after} on ${result.cores} cores${result.loadAverage.before > result.cores ? ' (shared machine: numbers are noisy)' : ''}`);
 }
 await engine.close();
