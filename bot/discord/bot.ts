@@ -177,7 +177,12 @@ export class DiscordBot {
     try {
       const input = await this.interactionInput(interaction, route, caller);
       throttle = new ProgressThrottle(
-        (event) => interaction.editReply({ content: renderProgress(route.command, event) }),
+        // Intermediate previews (dream, style transfer, GAN samples) ride along with the progress edit.
+        (event) =>
+          interaction.editReply({
+            content: renderProgress(route.command, event),
+            ...(event.preview ? { files: [{ attachment: event.preview.png, name: event.preview.name }] } : {}),
+          }),
         this.logger,
         this.options.progressIntervalMs ?? PROGRESS_INTERVAL_MS,
       );

@@ -86,7 +86,7 @@ describe('GIVEN the bot logged in to the fake Discord', () => {
     });
     const final = await h.fake.waitFor(() => {
       const o = h.fake.original(token);
-      return o && (o.attachments as unknown[]).length > 0 ? o : undefined;
+      return o && (o.attachments as unknown[]).length > 0 && String(o.content ?? '').includes('Scanned') ? o : undefined;
     }, 15_000, 'final edit');
     const reqs = h.fake.interactionRequests(id, token);
     // Deferred first (type 5), then edits of @original.
@@ -94,6 +94,8 @@ describe('GIVEN the bot logged in to the fake Discord', () => {
     expect((reqs[0]?.body as { type: number }).type).toBe(5);
     const edits = reqs.filter((r) => r.method === 'PATCH');
     expect(edits.some((r) => /\[█+░*\] \d+%/.test(bodyOf(r).content ?? '') && /step 1\/2/.test(bodyOf(r).content ?? ''))).toBe(true);
+    // An intermediate preview travels with its progress edit.
+    expect(edits.some((r) => /step 1\/2/.test(bodyOf(r).content ?? '') && r.files.some((f) => f.name === 'preview.png'))).toBe(true);
     const last = edits.at(-1);
     expect(last?.files).toHaveLength(1);
     expect(last?.files[0]?.name).toBe('scan-thumb.png');

@@ -52,8 +52,10 @@ export function testkitPlugin(votes: VoteStore = new Map()): PluginDefinition {
       .strict(),
     async run(input, ctx) {
       const data = bytesOf(input.image);
+      // The first step carries an intermediate preview, as dream and style-transfer do.
+      const preview = await sharp(data).resize(8, 8).png().toBuffer();
       for (let i = 1; i <= input.steps; i += 1) {
-        ctx.progress({ fraction: i / (input.steps + 1), stage: `step ${i}/${input.steps}`, queuePosition: input.steps - i });
+        ctx.progress({ fraction: i / (input.steps + 1), stage: `step ${i}/${input.steps}`, queuePosition: input.steps - i, ...(i === 1 ? { preview: { name: 'preview.png', png: preview } } : {}) });
         await new Promise((r) => setTimeout(r, 20));
       }
       const meta = await sharp(data).metadata().catch(() => fail('NOT_AN_IMAGE', 'testkit could not read that image.'));
