@@ -15,9 +15,12 @@ import { clusterMap } from './commands/cluster-map.ts';
 import { eda } from './commands/eda.ts';
 import { hypeDna } from './commands/hype-dna.ts';
 import { meanShoe } from './commands/mean-shoe.ts';
+import { exploreJob, queuedWhenLong } from './lib/as-job.ts';
 
 export default definePlugin({
   name: 'explore',
   description: "The study's exploration: mean shoe, eigen-shoes, cluster maps, EDA charts, hype DNA",
-  commands: [meanShoe, clusterMap, eda, hypeDna],
+  // Selection commands go through the job queue when the selection is large (see lib/as-job.ts).
+  commands: [queuedWhenLong(meanShoe), queuedWhenLong(clusterMap), queuedWhenLong(eda), hypeDna],
+  jobs: [exploreJob],
 });
