@@ -277,6 +277,12 @@ export class BullJobRunner implements JobRunner {
           : raw === 'active' || raw === 'delayed' || raw === 'completed' || raw === 'failed'
             ? raw
             : 'unknown';
+    // The job hash was read before its state: a job that finished in between still carries the old
+    // (empty) return value, so read it again once the state says completed.
+    if (raw === 'completed' && (job.returnvalue === null || job.returnvalue === undefined) && job.id) {
+      const fresh = await queue.getJob(job.id);
+      if (fresh) job = fresh;
+    }
     const { payload, meta } = unwrapJobData(job.data);
     const progress = decodeProgress(job.progress);
     const queuePosition = state === 'waiting' ? await this.position(queue, job.id ?? '') : undefined;
