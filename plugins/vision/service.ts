@@ -23,7 +23,7 @@ import { renderConfusionMatrix, renderStrip, captionPng } from './lib/render.ts'
 import { fuzzyGroups, groupSplit } from './lib/split.ts';
 import { trainHead, type TrainHeadOptions } from './lib/train.ts';
 
-/** Where the shipped default heads live (inside the repository; no ../shared at runtime). */
+/** Where the shipped default heads live: assets/models inside the repository (never the dev data folder). */
 export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
 /** The backbone of new heads and of the `embedder` service (see assets/models/README.md for why). */
