@@ -5,6 +5,8 @@ import {
   filterGrid,
   getTf,
   gradCam,
+  gradCamFromGradient,
+  layerActivations,
   heatmapPng,
   jet,
   loadBackbone,
@@ -69,6 +71,32 @@ describe('Grad-CAM', () => {
     const top = await gradCam(tiny, input, identityHead);
     expect(top.classIndex).toBe(1);
     await expect(gradCam(tiny, input, identityHead, { classIndex: 7 })).rejects.toMatchObject({ code: 'BAD_INPUT' });
+  });
+
+  it('GIVEN the embedding gradient of a linear head THEN gradCamFromGradient draws the same map as gradCam, and precomputed activations give the same result', async () => {
+    const input = twoSquares();
+    input[8 * 3 + 1] = 1;
+    // Head scores = e · W; d(score_c)/de = W[:, c].
+    const w = [
+      [0.5, -1, 0.2],
+      [2, 0.3, -0.4],
+      [-0.1, 0.7, 1],
+    ];
+    const head: HeadFn = (e) => tf.matMul(e, tf.tensor2d(w)) as tfTypes.Tensor2D;
+    const x = tf.tensor4d(input, [1, 16, 16, 3]);
+    const activations = await layerActivations(tiny, x, 'feat');
+    x.dispose();
+    for (let c = 0; c < 3; c++) {
+      const viaGrad = await gradCam(tiny, input, head, { classIndex: c });
+      const reused = await gradCam(tiny, input, head, { classIndex: c, activations });
+      const closed = await gradCamFromGradient(activations, w.map((row) => row[c]!), { classIndex: c, scores: viaGrad.scores, layer: 'feat' });
+      expect(closed.heatmap.width).toBe(viaGrad.heatmap.width);
+      closed.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(viaGrad.heatmap.data[i]!, 5));
+      reused.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(viaGrad.heatmap.data[i]!, 6));
+    }
+    expect(activations.isDisposed).toBe(false);
+    await expect(gradCamFromGradient(activations, [1, 2], { classIndex: 0, scores: [], layer: 'feat' })).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    activations.dispose();
   });
 
   it('GIVEN MobileNetV2 at out_relu and a softmax head THEN a 7x7 map in [0,1] and no leaked tensor', async () => {

@@ -166,6 +166,27 @@ describe('exportLayersModel on a tiny MobileNet/Inception-like net', () => {
     }
   });
 
+  it('GIVEN 3 threads and batches of 1, 2 and 7 THEN the data-parallel sessions return what one session does, in order', async () => {
+    const layers = ['embedding', 'probs'];
+    const parallel = await compileLayersModel(model, { outputs: layers, dataDir: null, threads: 3 });
+    const single = await compileLayersModel(model, { outputs: layers, dataDir: null, threads: 1 });
+    try {
+      expect(parallel.threads).toBe(3);
+      for (const n of [1, 2, 7]) {
+        const data = randomFloats(n * 16 * 16 * 3, 20 + n);
+        const got = await parallel.run(data, [n, 16, 16, 3]);
+        const want = await single.run(data, [n, 16, 16, 3]);
+        for (const name of layers) {
+          expect(got[name]!.dims).toEqual(want[name]!.dims);
+          expect(maxAbsDiff(got[name]!.data, want[name]!.data)).toBeLessThanOrEqual(1e-6);
+        }
+      }
+    } finally {
+      await parallel.release();
+      await single.release();
+    }
+  });
+
   it('GIVEN the exporter and a compiled model THEN no tfjs tensor leaks', async () => {
     const before = tf.memory().numTensors;
     exportLayersModel(model, { outputs: ['embedding', 'probs'] });

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { trainHead } from '../../plugins/vision/lib/train.ts';
-import { headLogitsTf, parseHead, predictHead, denseForward, headInput, loadHeadFile } from '../../plugins/vision/lib/head.ts';
+import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile } from '../../plugins/vision/lib/head.ts';
 import { seededRandom } from '../../plugins/vision/lib/split.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,6 +61,28 @@ describe('heads trained on embeddings', () => {
     expect(tf.memory().numTensors).toBe(before);
     const plain = Array.from(denseForward(head.layers, headInput(head, x[70]!)));
     logits.forEach((v, i) => expect(v).toBeCloseTo(plain[i]!, 3));
+  });
+
+  it('GIVEN an MLP head and a linear head THEN the closed-form logit gradient equals tf.grad of the tf logits', async () => {
+    const tf = await getTf();
+    const hy = y.map((b) => (b === 'adidas' ? 'not_hyped' : 'hyped'));
+    const mlp = await trainHead({ task: 'hype', id: 'h', backbone: 'synthetic', prepVersion: 'v', features, x, y: hy }, { type: 'mlp', hidden: 8, epochs: 20, seed: 5, learningRate: 0.01 });
+    const linear = await trainHead({ task: 'brand', id: 'b', backbone: 'synthetic', prepVersion: 'v', features: { ...features, l2: false }, x, y }, { epochs: 20, seed: 3, learningRate: 0.01 });
+    for (const head of [mlp, linear]) {
+      for (const sample of [x[0]!, x[50]!, x[70]!]) {
+        for (let c = 0; c < head.labels.length; c++) {
+          const viaTf = tf.tidy(() => {
+            const oneHot = tf.oneHot(tf.tensor1d([c], 'int32'), head.labels.length).toFloat();
+            const g = tf.grad((e) => headLogitsTf(tf, head, e as Parameters<typeof headLogitsTf>[2]).mul(oneHot).sum())(tf.tensor2d(sample, [1, DIM]));
+            return Array.from(g.dataSync());
+          });
+          const closed = Array.from(headLogitGradient(head, sample, c));
+          const scale = Math.max(...viaTf.map(Math.abs), 1e-6);
+          closed.forEach((v, i) => expect(Math.abs(v - viaTf[i]!) / scale).toBeLessThan(1e-4));
+        }
+      }
+    }
+    expect(() => headLogitGradient(mlp, x[0]!, 5)).toThrow(/outside/);
   });
 
   it('GIVEN a missing or corrupt model file THEN MODEL_MISSING names the rebuild command', () => {

@@ -4,6 +4,7 @@
  */
 import { createCanvas, loadImage, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
+import { encodePng } from '../../../engine/ml/cam.ts';
 
 const FONT = 'DejaVu Sans, sans-serif';
 
@@ -97,15 +98,34 @@ export async function renderStrip(items: readonly StripItem[], title: string, th
 
 /** Add a caption band under a PNG (e.g. "hyped 0.93 — design-hype opinion, not a legit check"). */
 export async function captionPng(png: Uint8Array, lines: readonly string[]): Promise<Buffer> {
-  const img = await loadImage(Buffer.from(png));
+  const { data, info } = await sharp(png).flatten({ background: '#ffffff' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return captionRgb({ data, width: info.width, height: info.height }, lines);
+}
+
+/**
+ * {@link captionPng} for raw RGB pixels (the overlay path): only the text band goes through the canvas, and
+ * the picture is encoded once — decoding and re-encoding the overlay cost more than the rest of a warm
+ * `hype` request.
+ */
+export async function captionRgb(rgb: { data: Buffer; width: number; height: number }, lines: readonly string[]): Promise<Buffer> {
   const bandH = 10 + lines.length * 16;
-  const canvas = createCanvas(img.width, img.height + bandH);
-  const g = canvas.getContext('2d');
+  const band = createCanvas(rgb.width, bandH);
+  const g = band.getContext('2d');
   g.fillStyle = '#ffffff';
-  g.fillRect(0, 0, canvas.width, canvas.height);
-  g.drawImage(img, 0, 0);
+  g.fillRect(0, 0, band.width, bandH);
   g.fillStyle = '#111111';
   g.font = `12px ${FONT}`;
-  lines.forEach((line, i) => g.fillText(wrapText(g, line, img.width - 8), 4, img.height + 16 + i * 16));
-  return canvas.encode('png');
+  lines.forEach((line, i) => g.fillText(wrapText(g, line, rgb.width - 8), 4, 16 + i * 16));
+  const bandRgba = g.getImageData(0, 0, rgb.width, bandH).data;
+  const out = Buffer.alloc(rgb.width * (rgb.height + bandH) * 3);
+  rgb.data.copy(out, 0, 0, rgb.width * rgb.height * 3);
+  let o = rgb.width * rgb.height * 3;
+  // The band is opaque (white fill), so dropping alpha is exact.
+  for (let i = 0; i < bandRgba.length; i += 4) {
+    out[o++] = bandRgba[i]!;
+    out[o++] = bandRgba[i + 1]!;
+    out[o++] = bandRgba[i + 2]!;
+  }
+  return encodePng(out, rgb.width, rgb.height + bandH, 3);
 }
+
