@@ -58,6 +58,6 @@ describe('evaluation gate', () => {
     expect(e.perClass.b?.precision).toBeCloseTo(2 / 3);
     expect(e.macroF1).toBeCloseTo((2 / 3 + 0.8) / 2);
     expect(e.confusion.matrix).toEqual([[1, 1], [0, 2]]);
-    expect(formatEvaluation(e)).toContain('macro F1');
+    expect(formatEvaluation(e)).toContain('macro avg');
   });
 });

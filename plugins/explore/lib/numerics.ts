@@ -7,18 +7,10 @@
  * Everything here is plain TypedArray arithmetic (no tfjs), so nothing can leak tensors.
  */
 import { kmeans } from 'ml-kmeans';
+import { seededRandom } from '../../../engine/random.ts';
 
-/** A seeded PRNG (mulberry32): the same seed gives the same maps, samples and clusters on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32, engine/random.ts): the same seed gives the same maps, samples and clusters on every run. */
+export { seededRandom };
 
 /** 0..n−1 in a seeded random order (Fisher–Yates). */
 export function shuffledIndices(n: number, seed: number): number[] {

@@ -11,6 +11,7 @@
  *   the filter gradient eagerly), and leakyRelu's second-order gradient needs engine/ml/patches.ts.
  */
 import type * as tfjs from '@tensorflow/tfjs';
+import { seededRandom as mulberry32 } from '../../../engine/random.ts';
 
 type Tf = typeof tfjs;
 type Tensor = tfjs.Tensor;
@@ -278,17 +279,8 @@ export function latents(zDim: number, seed: number, count: number, offset = 0): 
   return out;
 }
 
-/** A small, fast, seedable PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (engine/random.ts), under the name the GAN code uses. */
+export { mulberry32 };
 
 function hash2(a: number, b: number): number {
   let h = Math.imul((a | 0) ^ 0x9e3779b9, 0x85ebca6b);

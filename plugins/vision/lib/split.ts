@@ -5,18 +5,10 @@
  * Also leave-one-source-out folds: the way users meet the model is photos from places it never saw.
  */
 import { distance } from 'fastest-levenshtein';
+import { seededRandom } from '../../../engine/random.ts';
 
-/** A seeded PRNG (mulberry32): deterministic splits and training for a given seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32, engine/random.ts): deterministic splits and training for a given seed. */
+export { seededRandom };
 
 /** Fisher–Yates shuffle with a seeded PRNG (returns a new array). */
 export function shuffled<T>(items: readonly T[], random: () => number): T[] {

@@ -1,0 +1,96 @@
+/**
+ * Classification metrics as the study reported them (scikit-learn's `classification_report` layout):
+ * per-class precision, recall, F1 and support, accuracy, macro and weighted F1, and the confusion matrix.
+ * The one implementation every evaluation uses (vision's `evaluate`, the training gate, train:defaults);
+ * plain numbers, no tfjs.
+ */
+
+/** Metrics of one class. */
+export interface ClassMetrics {
+  readonly precision: number;
+  readonly recall: number;
+  readonly f1: number;
+  readonly support: number;
+}
+
+/** The evaluation result (the `data` of the `evaluate` command). */
+export interface ClassificationReport {
+  readonly n: number;
+  readonly accuracy: number;
+  readonly macroF1: number;
+  readonly weightedF1: number;
+  readonly perClass: Readonly<Record<string, ClassMetrics>>;
+  /** `matrix[i][j]` = number of items of true class `labels[i]` predicted as `labels[j]`. */
+  readonly confusion: { readonly labels: readonly string[]; readonly matrix: readonly (readonly number[])[] };
+}
+
+/**
+ * Compute the report. `labels` fixes the class order; classes with neither support nor predictions are
+ * left out of the macro average (scikit-learn's behaviour with `labels=unique(y_true ∪ y_pred)`), so a
+ * 4-way brand model tested on data without "other" is not punished for a class nobody asked about.
+ */
+export function classificationReport(
+  yTrue: readonly string[],
+  yPred: readonly string[],
+  labels: readonly string[],
+): ClassificationReport {
+  if (yTrue.length !== yPred.length) throw new Error(`yTrue has ${yTrue.length} items, yPred ${yPred.length}`);
+  const all = [...labels];
+  for (const l of [...yTrue, ...yPred]) if (!all.includes(l)) all.push(l);
+  const index = new Map(all.map((l, i) => [l, i]));
+  const matrix = all.map(() => all.map(() => 0));
+  yTrue.forEach((t, k) => {
+    matrix[index.get(t)!]![index.get(yPred[k]!)!]!++;
+  });
+  const perClass: Record<string, ClassMetrics> = {};
+  let correct = 0;
+  let macroSum = 0;
+  let macroCount = 0;
+  let weighted = 0;
+  all.forEach((label, i) => {
+    const tp = matrix[i]![i]!;
+    correct += tp;
+    const support = matrix[i]!.reduce((a, b) => a + b, 0);
+    const predicted = matrix.reduce((a, row) => a + row[i]!, 0);
+    const precision = predicted > 0 ? tp / predicted : 0;
+    const recall = support > 0 ? tp / support : 0;
+    const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+    perClass[label] = { precision, recall, f1, support };
+    if (support > 0 || predicted > 0) {
+      macroSum += f1;
+      macroCount++;
+    }
+    weighted += f1 * support;
+  });
+  const n = yTrue.length;
+  return {
+    n,
+    accuracy: n > 0 ? correct / n : 0,
+    macroF1: macroCount > 0 ? macroSum / macroCount : 0,
+    weightedF1: n > 0 ? weighted / n : 0,
+    perClass,
+    confusion: { labels: all, matrix },
+  };
+}
+
+/** The text report in scikit-learn's layout (what the study printed). */
+export function formatReport(report: ClassificationReport): string {
+  const labels = report.confusion.labels;
+  const width = Math.max(12, ...labels.map((l) => l.length)) + 2;
+  const num = (v: number): string => v.toFixed(2).padStart(10);
+  const lines = [`${''.padStart(width)}${'precision'.padStart(10)}${'recall'.padStart(10)}${'f1-score'.padStart(10)}${'support'.padStart(10)}`, ''];
+  for (const l of labels) {
+    const m = report.perClass[l]!;
+    lines.push(`${l.padStart(width)}${num(m.precision)}${num(m.recall)}${num(m.f1)}${String(m.support).padStart(10)}`);
+  }
+  const active = labels.filter((l) => (report.perClass[l]?.support ?? 0) > 0 || report.confusion.matrix.some((r, _i) => (r[labels.indexOf(l)] ?? 0) > 0));
+  const avg = (key: 'precision' | 'recall'): number =>
+    active.length > 0 ? active.reduce((a, l) => a + report.perClass[l]![key], 0) / active.length : 0;
+  const wavg = (key: 'precision' | 'recall'): number =>
+    report.n > 0 ? labels.reduce((a, l) => a + report.perClass[l]![key] * report.perClass[l]!.support, 0) / report.n : 0;
+  lines.push('');
+  lines.push(`${'accuracy'.padStart(width)}${''.padStart(20)}${num(report.accuracy)}${String(report.n).padStart(10)}`);
+  lines.push(`${'macro avg'.padStart(width)}${num(avg('precision'))}${num(avg('recall'))}${num(report.macroF1)}${String(report.n).padStart(10)}`);
+  lines.push(`${'weighted avg'.padStart(width)}${num(wavg('precision'))}${num(wavg('recall'))}${num(report.weightedF1)}${String(report.n).padStart(10)}`);
+  return lines.join('\n');
+}
