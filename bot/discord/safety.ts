@@ -2,19 +2,19 @@
  * Upload safety: photos that nsfwjs's own 5-way head (Drawing, Hentai, Neutral, Porn, Sexy) flags as
  * explicit are refused before any analysis, so they are neither analysed nor stored.
  *
- * The classifier is the complete `mobilenet_v2` model that ships inside the `nsfwjs` package, loaded
- * lazily on the first upload through the engine's IOHandler for the package's base64 bundles (no
- * network). Loading costs about a second once; a check is one MobileNetV2 forward pass.
+ * The classifier is the complete `mobilenet_v2` model that ships inside the `nsfwjs` package: the same
+ * process-wide backbone the vision commands use (`loadBackbone('mobilenet_v2')` keeps the nsfwjs head), so
+ * the weights are loaded once per process, lazily on the first upload. A check is one forward pass.
  */
 import sharp from 'sharp';
-import type * as tfTypes from '@tensorflow/tfjs';
+import type * as Backbones from '../../engine/ml/backbones.ts';
+import type { Backbone } from '../../engine/ml/backbones.ts';
 import { EngineError } from '../../engine/index.ts';
 
 // tfjs is imported on the first upload, not when the bot module loads: a bot that never sees an image
 // (or runs with the check off) never pays for it.
-async function ml(): Promise<{ tf: typeof tfTypes; handler: tfTypes.io.IOHandler }> {
-  const [{ getTf }, { nsfwjsModelHandler }] = await Promise.all([import('../../engine/ml/runtime.ts'), import('../../engine/ml/model-io.ts')]);
-  return { tf: await getTf(), handler: nsfwjsModelHandler('mobilenet_v2') };
+async function ml(): Promise<typeof Backbones> {
+  return import('../../engine/ml/backbones.ts');
 }
 
 /** nsfwjs's classes, in the order of its head's outputs. */
@@ -44,23 +44,20 @@ const SIZE = 224;
 
 /** nsfwjs-based {@link UploadSafety}. */
 export class NsfwSafety implements UploadSafety {
-  private model: Promise<tfTypes.LayersModel> | undefined;
+  private backbone: Promise<Backbone> | undefined;
   readonly threshold: number;
 
   constructor(options: NsfwSafetyOptions = {}) {
     this.threshold = options.threshold ?? 0.7;
   }
 
-  /** Load the head now (otherwise the first check does). */
-  load(): Promise<tfTypes.LayersModel> {
-    this.model ??= (async () => {
-      const { tf, handler } = await ml();
-      return tf.loadLayersModel(handler);
-    })();
-    this.model.catch(() => {
-      this.model = undefined; // a failed load is retried by the next check
+  /** Load the model now (otherwise the first check does). */
+  load(): Promise<Backbone> {
+    this.backbone ??= ml().then((m) => m.loadBackbone('mobilenet_v2'));
+    this.backbone.catch(() => {
+      this.backbone = undefined; // a failed load is retried by the next check
     });
-    return this.model;
+    return this.backbone;
   }
 
   async check(image: Uint8Array): Promise<SafetyVerdict> {
@@ -76,21 +73,16 @@ export class NsfwSafety implements UploadSafety {
     } catch (err) {
       throw new EngineError('NOT_AN_IMAGE', 'That file is not an image I can read.', { cause: err });
     }
-    const [model, { tf }] = await Promise.all([this.load(), ml()]);
-    const probs = tf.tidy(() => {
-      const input = tf.tensor4d(new Float32Array(pixels), [1, SIZE, SIZE, 3]).div(255);
-      return model.predict(input) as tfTypes.Tensor;
-    });
-    const values = await probs.data();
-    probs.dispose();
-    const scores = Object.fromEntries(NSFW_CLASSES.map((c, i) => [c, values[i] ?? 0])) as SafetyScores;
+    const [backbone, { nsfwScores }] = await Promise.all([this.load(), ml()]);
+    const input = new Float32Array(pixels.length);
+    for (let i = 0; i < input.length; i++) input[i] = pixels[i]! / 255;
+    const [row] = await nsfwScores(backbone, [input]);
+    const scores = Object.fromEntries(NSFW_CLASSES.map((c) => [c, row?.[c] ?? 0])) as SafetyScores;
     return { explicit: scores.porn + scores.hentai >= this.threshold, scores };
   }
 
-  /** Free the model (shutdown, tests). */
+  /** Forget the model. The backbone is shared by the whole process (vision uses it too), so it stays loaded. */
   async dispose(): Promise<void> {
-    const model = this.model;
-    this.model = undefined;
-    if (model) (await model.catch(() => undefined))?.dispose();
+    this.backbone = undefined;
   }
 }
