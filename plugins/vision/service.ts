@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { readLabelledSource, type DatasetRow } from './lib/dataset.ts';
-import { embedItems, embedOne, prepareInput, type EmbedItem } from './lib/features.ts';
+import { embedItems, embedOne, normaliseKey, prepareInput, variantOf, type EmbedItem } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -35,7 +35,7 @@ export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, 
 
 /** Feature-space key used for cached, pipeline-complete embeddings (and the `embedder` service). */
 export function featureKey(spec: FeatureSpec): string {
-  return `vprep-1${spec.trim ? '+trim' : ''}${spec.flipAverage ? '+flipavg' : ''}`;
+  return `vprep-1${normaliseKey(spec)}${spec.trim && !spec.normalise ? '+trim' : ''}${spec.flipAverage ? '+flipavg' : ''}`;
 }
 
 /** The answer of {@link VisionService.classify}. */
@@ -319,7 +319,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const backbone = await backboneFor(head.backbone);
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
-    const input = await prepareInput(pic.raw, backbone.inputSize, { trim: head.features.trim, flip: false });
+    const input = await prepareInput(pic.raw, backbone.inputSize, variantOf(head.features, false));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the CAM layer's activations, and their spatial mean IS the
     // embedding: one forward pass (on onnxruntime when available) serves both the answer and the heatmap.

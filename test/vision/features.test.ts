@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { prepareInput, prepKey, variantsOf, meanVector } from '../../plugins/vision/lib/features.ts';
+import { prepareInput, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { drawShoe } from './fixtures.ts';
 
@@ -38,6 +38,29 @@ describe('vision feature pipeline', () => {
     expect(a1).toEqual(a2);
     expect(meanAbsDiff(a1, b)).toBeGreaterThan(0.005);
     expect(meanAbsDiff(a1, plain)).toBeGreaterThan(0.005);
+  });
+
+  it('GIVEN a shoe on a grey wall THEN study normalisation whitens the background and crops to the shoe, and orient points the toe right', async () => {
+    const onGrey = await decodeBytes(await drawShoe({ upper: '#c92a2a', pointsRight: false, size: 160, background: '#7a7a7a' }));
+    const onWhite = await decodeBytes(await drawShoe({ upper: '#c92a2a', pointsRight: false, size: 160 }));
+    const plain = await prepareInput(onGrey.raw, 64, { trim: false, flip: false });
+    const norm = await prepareInput(onGrey.raw, 64, variantOf({ trim: false, flipAverage: false, l2: true, normalise: true }, false));
+    const normWhite = await prepareInput(onWhite.raw, 64, variantOf({ trim: false, flipAverage: false, l2: true, normalise: true }, false));
+    const corner = (v: Float32Array): number[] => [v[0]!, v[1]!, v[2]!];
+    expect(corner(plain)[0]).toBeLessThan(0.6); // the grey wall is still there without normalisation
+    for (const c of corner(norm)) expect(c).toBeGreaterThan(0.95); // ...and painted white with it
+    // On grey or on white, the normalised inputs look alike (what makes phone photos look like the training set).
+    expect(meanAbsDiff(norm, normWhite)).toBeLessThan(0.05);
+    expect(meanAbsDiff(plain, normWhite)).toBeGreaterThan(meanAbsDiff(norm, normWhite));
+    // The mirrored variant is the mirror; orientation normalisation turns the left-pointing toe right.
+    const mirrored = await prepareInput(onGrey.raw, 64, variantOf({ trim: false, flipAverage: false, l2: true, normalise: true }, true));
+    expect(meanAbsDiff(mirrored, mirrorInput(norm, 64))).toBe(0);
+    const right = await decodeBytes(await drawShoe({ upper: '#c92a2a', pointsRight: true, size: 160, background: '#7a7a7a' }));
+    const spec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: true };
+    const orientedLeft = await prepareInput(onGrey.raw, 64, variantOf(spec, false));
+    const orientedRight = await prepareInput(right.raw, 64, variantOf(spec, false));
+    expect(meanAbsDiff(orientedLeft, orientedRight)).toBeLessThan(0.02);
+    expect(prepKey(variantOf(spec, true))).toBe('vprep-1+norm2o+flip');
   });
 
   it('names cache keys per variant and averages flip pairs', () => {

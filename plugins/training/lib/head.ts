@@ -442,7 +442,12 @@ function toArtifact(
     labels: [...o.classes],
     backbone: o.features.backbone,
     prepVersion: o.features.prepVersion,
-    features: { trim: o.features.prepVersion.includes('+trim'), flipAverage: o.features.prepVersion.includes('+flipavg'), l2: false },
+    features: {
+      trim: o.features.prepVersion.includes('+trim'),
+      flipAverage: o.features.prepVersion.includes('+flipavg'),
+      l2: false,
+      ...(o.features.prepVersion.includes('+norm') ? { normalise: true, orient: /\+norm\d+o/.test(o.features.prepVersion) } : {}),
+    },
     standardise: { mean: Array.from(o.mean), std: Array.from(o.std) },
     layers,
     ood: o.ood,

@@ -10,6 +10,7 @@
 import sharp, { type Sharp } from 'sharp';
 import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
+import { preprocess, PREP_VERSION } from '../../../engine/ml/preprocess.ts';
 import type { RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
@@ -26,17 +27,35 @@ export interface PrepVariant {
   readonly flip: boolean;
   /** Augmentation seed; undefined = the plain image. */
   readonly augment?: number;
+  /** Study normalisation first (engine/ml/preprocess: background whitening + crop to the shoe); replaces trim. */
+  readonly normalise?: boolean;
+  /** With `normalise`: mirror so the toe points right. */
+  readonly orient?: boolean;
+}
+
+/** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
+export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined }): string {
+  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}` : '';
 }
 
 /** The embedding cache key of a variant, e.g. `vprep-1+trim+flip`. */
 export function prepKey(v: PrepVariant): string {
-  return `${VISION_PREP_VERSION}${v.trim ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}`;
+  return `${VISION_PREP_VERSION}${normaliseKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}`;
+}
+
+/** The variant of a feature spec for the plain (or mirrored) image. */
+export function variantOf(spec: FeatureSpec, flip: boolean, augment?: number): PrepVariant {
+  return {
+    trim: spec.trim,
+    flip,
+    ...(augment !== undefined ? { augment } : {}),
+    ...(spec.normalise ? { normalise: true, orient: spec.orient === true } : {}),
+  };
 }
 
 /** The variants whose embeddings a feature spec needs (one, or the image and its mirror). */
 export function variantsOf(spec: FeatureSpec, augment?: number): PrepVariant[] {
-  const base = { trim: spec.trim, ...(augment !== undefined ? { augment } : {}) };
-  return spec.flipAverage ? [{ ...base, flip: false }, { ...base, flip: true }] : [{ ...base, flip: false }];
+  return spec.flipAverage ? [variantOf(spec, false, augment), variantOf(spec, true, augment)] : [variantOf(spec, false, augment)];
 }
 
 function toSharp(image: RawImage | Uint8Array): Sharp {
@@ -92,6 +111,11 @@ export async function prepareInput(image: RawImage | Uint8Array, size: number, v
       .toBuffer({ resolveWithObject: true });
     rgb = { data: fixed.data, width: fixed.info.width, height: fixed.info.height };
   }
+  if (variant.normalise) {
+    if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
+    const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true });
+    return variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData;
+  }
   if (variant.trim) {
     try {
       const t = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
@@ -114,6 +138,21 @@ export async function prepareInput(image: RawImage | Uint8Array, size: number, v
     .toBuffer({ resolveWithObject: true });
   const out = new Float32Array(size * size * 3);
   for (let i = 0; i < out.length; i++) out[i] = data[i]! / 255;
+  return out;
+}
+
+/** A model input (`size*size*3`, HWC) mirrored left-right. */
+export function mirrorInput(data: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const from = (y * size + (size - 1 - x)) * 3;
+      const to = (y * size + x) * 3;
+      out[to] = data[from]!;
+      out[to + 1] = data[from + 1]!;
+      out[to + 2] = data[from + 2]!;
+    }
+  }
   return out;
 }
 

@@ -25,6 +25,14 @@ export const featureSpecSchema = z.object({
   flipAverage: z.boolean(),
   /** L2-normalise the embedding before standardising. */
   l2: z.boolean(),
+  /**
+   * Normalise the photo first with the study's pipeline (engine/ml/preprocess): whiten a uniform or
+   * segmentable background, crop a square around the shoe. Users' photos are not studio shots on white; this
+   * makes them look like the training photos (measured by scripts/eval-shift.ts). Absent in older heads.
+   */
+  normalise: z.boolean().optional(),
+  /** With `normalise`: also mirror the photo so the toe points right (Canny + Hough). */
+  orient: z.boolean().optional(),
 });
 /** Feature pipeline options stored with a head. */
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
