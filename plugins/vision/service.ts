@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { readLabelledSource, type DatasetRow } from './lib/dataset.ts';
-import { embedItems, embedOne, normaliseKey, prepareInput, variantOf, type EmbedItem } from './lib/features.ts';
+import { embedItems, embedOne, normaliseKey, prepareInputPlaced, variantOf, type EmbedItem } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -319,7 +319,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const backbone = await backboneFor(head.backbone);
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
-    const input = await prepareInput(pic.raw, backbone.inputSize, variantOf(head.features, false));
+    const { input, placement } = await prepareInputPlaced(pic.raw, backbone.inputSize, variantOf(head.features, false));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the CAM layer's activations, and their spatial mean IS the
     // embedding: one forward pass (on onnxruntime when available) serves both the answer and the heatmap.
@@ -365,7 +365,8 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
             ? await gradCam(backbone, modelInput, headFn, { ...(classIndex !== undefined ? { classIndex } : {}), ...(activations ? { activations } : {}) })
             : await scoreCam(backbone, modelInput, headFn, { maps: 16, ...(classIndex !== undefined ? { classIndex } : {}) });
       }
-      const overlay = await overlayHeatmapRaw(modelInput, cam.heatmap, { size: 448 });
+      // Normalised inputs are a crop of the photo: draw the heatmap back onto the user's own photo.
+      const overlay = placement ? await overlayHeatmapRaw(pic.raw, cam.heatmap, { size: 448, placement }) : await overlayHeatmapRaw(modelInput, cam.heatmap, { size: 448 });
       const png = await captionRgb(overlay, [`${opts.method === 'gradcam' ? 'Grad-CAM' : 'Score-CAM'} at ${cam.layer} for "${head.labels[cam.classIndex] ?? cls.label}"`, ...caption]);
       return { images: [{ name: `${opts.task}-${opts.method}.png`, png, alt: `${opts.method} heatmap: where the ${opts.task} model looked` }], classification: cls };
     } finally {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { prepareInput, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
+import { prepareInput, prepareInputPlaced, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { drawShoe } from './fixtures.ts';
 
@@ -61,6 +61,12 @@ describe('vision feature pipeline', () => {
     const orientedRight = await prepareInput(right.raw, 64, variantOf(spec, false));
     expect(meanAbsDiff(orientedLeft, orientedRight)).toBeLessThan(0.02);
     expect(prepKey(variantOf(spec, true))).toBe('vprep-1+norm2o+flip');
+    // Explanations get the crop and mirroring, to draw heatmaps back onto the photo.
+    const placed = await prepareInputPlaced(onGrey.raw, 64, variantOf(spec, false));
+    expect(placed.input).toEqual(orientedLeft);
+    expect(placed.placement?.mirrored).toBe(true);
+    expect(placed.placement!.crop.width).toBeLessThan(160);
+    expect((await prepareInputPlaced(onGrey.raw, 64, { trim: false, flip: false })).placement).toBeUndefined();
   });
 
   it('names cache keys per variant and averages flip pairs', () => {

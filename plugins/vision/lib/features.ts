@@ -11,6 +11,7 @@ import sharp, { type Sharp } from 'sharp';
 import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
 import { preprocess, PREP_VERSION } from '../../../engine/ml/preprocess.ts';
+import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
 import type { RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
@@ -101,6 +102,14 @@ async function augmentRaw(rgb: { data: Buffer; width: number; height: number }, 
  * Transparent pixels are composited on white first; grayscale becomes RGB.
  */
 export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant): Promise<Float32Array> {
+  return (await prepareInputPlaced(image, size, variant)).input;
+}
+
+/**
+ * {@link prepareInput} plus, for normalised variants, where the model input sits on the photo (the square
+ * crop and whether it was mirrored): explanations draw the heatmap back onto the user's own photo.
+ */
+export async function prepareInputPlaced(image: RawImage | Uint8Array, size: number, variant: PrepVariant): Promise<{ input: Float32Array; placement?: HeatmapPlacement }> {
   const flat = await toSharp(image).flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   let rgb: { data: Buffer; width: number; height: number } = { data: flat.data, width: flat.info.width, height: flat.info.height };
   if (flat.info.channels !== 3) {
@@ -114,7 +123,7 @@ export async function prepareInput(image: RawImage | Uint8Array, size: number, v
   if (variant.normalise) {
     if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
     const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true });
-    return variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData;
+    return { input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData, placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip } };
   }
   if (variant.trim) {
     try {
@@ -138,7 +147,7 @@ export async function prepareInput(image: RawImage | Uint8Array, size: number, v
     .toBuffer({ resolveWithObject: true });
   const out = new Float32Array(size * size * 3);
   for (let i = 0; i < out.length; i++) out[i] = data[i]! / 255;
-  return out;
+  return { input: out };
 }
 
 /** A model input (`size*size*3`, HWC) mirrored left-right. */
