@@ -39,6 +39,17 @@ describe('heads trained on embeddings', () => {
     expect(again.layers[0]!.kernel).toEqual(head.layers[0]!.kernel);
   });
 
+  it('GIVEN sample weights THEN all-ones changes nothing, other weights change the fit, and a wrong length is refused', async () => {
+    const input = { task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y } as const;
+    const opts = { epochs: 10, seed: 3, learningRate: 0.01 };
+    const plain = await trainHead(input, opts);
+    const ones = await trainHead({ ...input, sampleWeight: x.map(() => 1) }, opts);
+    expect(ones.layers[0]!.kernel).toEqual(plain.layers[0]!.kernel);
+    const skewed = await trainHead({ ...input, sampleWeight: x.map((_, i) => (i % 2 === 0 ? 2 : 0.5)) }, opts);
+    expect(skewed.layers[0]!.kernel).not.toEqual(plain.layers[0]!.kernel);
+    await expect(trainHead({ ...input, sampleWeight: [1, 2] }, opts)).rejects.toThrow(/sampleWeight/);
+  });
+
   it('GIVEN an embedding unlike every known brand THEN probability moves to other and the answer is low confidence', async () => {
     const head = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 30, seed: 3, learningRate: 0.01 });
     const alien = Float32Array.from({ length: DIM }, (_, d) => (d === 15 ? 5 : d === 14 ? -4 : 0));

@@ -63,6 +63,12 @@ export interface TrainHeadInput {
   readonly y: readonly string[];
   /** Extra rows for the open-set / ood calibration only (e.g. unlabelled sneakers); not used for fitting. */
   readonly unlabelled?: readonly Float32Array[];
+  /**
+   * Per-row loss weights (one per `x` row), multiplied with the class weights; default all 1. Used for
+   * source balancing: each source then weighs the same within a class, so a big source's style does not
+   * dominate what the head learns about the class.
+   */
+  readonly sampleWeight?: readonly number[];
   readonly meta?: Record<string, unknown>;
 }
 
@@ -128,6 +134,7 @@ export async function fitDense(
   yIdx: readonly number[],
   classes: number,
   opts: TrainHeadOptions = {},
+  sampleWeight?: readonly number[],
 ): Promise<{ layers: DenseLayer[]; finalLoss: number }> {
   const tf = await getTf();
   const dim = xs[0]?.length ?? 0;
@@ -158,7 +165,8 @@ export async function fitDense(
   const optimizer = tf.train.adam(opts.learningRate ?? 3e-3);
   const X = tf.tensor2d(concat(xs, dim), [n, dim]);
   const Y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(yIdx), 'int32'), classes).toFloat());
-  const W = tf.tensor1d(yIdx.map((y) => weights[y]!));
+  if (sampleWeight && sampleWeight.length !== n) throw new Error(`sampleWeight has ${sampleWeight.length} rows, x ${n}`);
+  const W = tf.tensor1d(yIdx.map((y, i) => weights[y]! * (sampleWeight?.[i] ?? 1)));
   const forward = (x: tfTypes.Tensor2D, training: boolean, dropSeed: number): tfTypes.Tensor2D => {
     let h = training && dropout > 0 ? tf.dropout(x, dropout, undefined, dropSeed) : x;
     vars.forEach((v, li) => {
@@ -252,6 +260,7 @@ export function standardiseRows(x: readonly Float32Array[], l2: boolean, st: { m
 export async function trainHead(input: TrainHeadInput, opts: TrainHeadOptions = {}): Promise<HeadModel> {
   const { task, x, y } = input;
   if (x.length !== y.length) throw new Error(`x has ${x.length} rows, y ${y.length}`);
+  if (input.sampleWeight && input.sampleWeight.length !== x.length) throw new Error(`x has ${x.length} rows, sampleWeight ${input.sampleWeight.length}`);
   const order = task === 'brand' ? BRANDS : (['hyped', 'not_hyped'] as const);
   const labels = (order as readonly string[]).filter((l) => y.includes(l));
   if (labels.length < 2) {
@@ -263,7 +272,7 @@ export async function trainHead(input: TrainHeadInput, opts: TrainHeadOptions = 
   const standardise = fitStandardiser(base);
   const z = standardiseRows(x, l2, standardise);
   const yIdx = y.map((l) => labels.indexOf(l));
-  const { layers, finalLoss } = await fitDense(z, yIdx, labels.length, opts);
+  const { layers, finalLoss } = await fitDense(z, yIdx, labels.length, opts, input.sampleWeight);
 
   const units = x.map((v) => l2normalise(v));
   let openSet: HeadModel['openSet'];
