@@ -22,7 +22,7 @@ import { openStore } from '../engine/store/index.ts';
 import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { readLabelledSource, type DatasetRow } from '../plugins/vision/lib/dataset.ts';
-import { embedItems, prepKey, type EmbedItem } from '../plugins/vision/lib/features.ts';
+import { embedItems, prepKey, variantOf, type EmbedItem } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '42' },
     'test-size': { type: 'string', default: '0.1' },
     trim: { type: 'boolean', default: false },
+    normalise: { type: 'boolean', default: false },
+    orient: { type: 'boolean', default: false },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
     'flip-augment': { type: 'boolean', default: false },
@@ -57,14 +59,21 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
 if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
 const seed = Number(args.seed);
 const testSize = Number(args['test-size']);
-const features: FeatureSpec = { trim: args.trim!, flipAverage: !args['no-flip-average'], l2: !args['no-l2'] };
+// --normalise: the study's normalisation (background whitening + crop to the shoe; --orient also mirrors the toe
+// to the right) before the backbone — what scripts/eval-shift.ts showed holds up on non-white backgrounds.
+const features: FeatureSpec = {
+  trim: args.trim!,
+  flipAverage: !args['no-flip-average'],
+  l2: !args['no-l2'],
+  ...(args.normalise ? { normalise: true, orient: args.orient! } : {}),
+};
 const headOpts: TrainHeadOptions = { type: args.head === 'mlp' ? 'mlp' : 'linear', epochs: Number(args.epochs), seed };
 /** Per-task head type (`--hype-head mlp`): the ablation showed the tasks prefer different heads. */
 const taskHeadOpts = (task: Task): TrainHeadOptions => {
@@ -107,7 +116,7 @@ const embedItemsOf = (list: readonly Item[]): EmbedItem[] =>
 async function embedAll(spec: FeatureSpec, onlyCached = false): Promise<Float32Array[] | undefined> {
   if (onlyCached) {
     for (const v of spec.flipAverage ? [false, true] : [false]) {
-      const n = (await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey({ trim: spec.trim, flip: v }))).size;
+      const n = (await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey(variantOf(spec, v)))).size;
       if (n < items.length) return undefined;
     }
   }
@@ -130,7 +139,7 @@ let xFlip: Float32Array[] | undefined;
 if (flipAugment) {
   if (features.flipAverage) throw new Error('--flip-augment is for heads without flip-averaging (add --no-flip-average): the average is already mirror-invariant');
   // The mirrored variant is cached like any other; embedding with flip-averaging fills it if missing.
-  const key = prepKey({ trim: features.trim, flip: true });
+  const key = prepKey(variantOf(features, true));
   if ((await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key)).size < items.length) {
     await embedItems(backbone, embedItemsOf(items), { ...features, flipAverage: true }, { store });
   }
@@ -293,7 +302,7 @@ if (args.ablation) {
       let opts = v.opts;
       if (v.flipAugment) {
         // Mirrored copies: train on both views, test on the plain one (the cached flip variant).
-        const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey({ trim: v.spec.trim, flip: true }));
+        const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, prepKey(variantOf(v.spec, true)));
         if (flipped.size < items.length) continue;
         opts = { ...v.opts };
         const idx = indicesFor(task);

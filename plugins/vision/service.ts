@@ -27,11 +27,17 @@ import { trainHead, type TrainHeadOptions } from './lib/train.ts';
 /** Where the shipped default heads live: assets/models inside the repository (never the dev data folder). */
 export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../assets/models');
 
-/** The backbone of new heads and of the `embedder` service (see assets/models/README.md for why). */
-export const DEFAULT_BACKBONE = 'mobilenet_v2';
+/**
+ * The backbone of new heads and of the `embedder` service, the same as the shipped heads' (see
+ * assets/models/README.md for why: InceptionV3 generalises across sources far better than MobileNetV2).
+ */
+export const DEFAULT_BACKBONE = 'inception_v3';
 
-/** The default feature pipeline of new heads (what the experiments chose; see assets/models/README.md). */
-export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true };
+/**
+ * The default feature pipeline of new heads, the same as the shipped heads': study normalisation (background
+ * whitening + crop to the shoe, no orientation flip) — see assets/models/README.md and scripts/eval-shift.ts.
+ */
+export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false };
 
 /** Feature-space key used for cached, pipeline-complete embeddings (and the `embedder` service). */
 export function featureKey(spec: FeatureSpec): string {
