@@ -166,7 +166,7 @@ describe('exportLayersModel on a tiny MobileNet/Inception-like net', () => {
     }
   });
 
-  it('GIVEN 3 intra-op threads and batches of 1, 2 and 7 THEN the outputs equal a single-threaded session's', async () => {
+  it('GIVEN 3 intra-op threads and batches of 1, 2 and 7 THEN the outputs equal those of a single-threaded session', async () => {
     const layers = ['embedding', 'probs'];
     const parallel = await compileLayersModel(model, { outputs: layers, dataDir: null, threads: 3 });
     const single = await compileLayersModel(model, { outputs: layers, dataDir: null, threads: 1 });
