@@ -8,7 +8,9 @@
  * Adding an engine: append an {@link EmbedEngineRow} to `engineRows` (name + a function returning img/s).
  * Numbers only; no test asserts any of them. On a shared machine run it under `nice` and read the load average.
  */
-import { availableParallelism, loadavg } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createEngine } from '../engine/index.ts';
@@ -16,7 +18,10 @@ import { openStore } from '../engine/store/index.ts';
 import { getTf, mlStatus } from '../engine/ml/runtime.ts';
 import { loadBackbone, type BackboneName } from '../engine/ml/backbones.ts';
 import { createVisionPlugin } from '../plugins/vision/index.ts';
-import { prepareInput } from '../plugins/vision/lib/features.ts';
+import { prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { trainHead } from '../plugins/vision/lib/train.ts';
+import { featureKey } from '../plugins/vision/service.ts';
+import { seededRandom } from '../engine/random.ts';
 import { decodeBytes } from '../plugins/vision/lib/input.ts';
 import { benchWebhooks } from './webhooks.ts';
 
@@ -76,22 +81,43 @@ const backboneName = head.backbone as BackboneName;
 const images = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i) => benchImage(i)));
 
 // 1. Warm hype latency, end to end. Distinct images so no embedding cache hit; distinct callers so no cooldown.
-say(`hype latency: ${runs} warm runs on ${tf.getBackend()} with model ${head.id} (${backboneName})`);
-const first = await engine.invoke('hype', { image: { kind: 'buffer', data: images[0]! } }, { transport: 'cli', caller: { id: 'bench:warmup' } });
-if (!first.ok) throw first.error;
-const latencies: number[] = [];
-for (let i = 0; i < runs; i++) {
-  const img = images[(i + 1) % images.length]!;
-  // Vary one byte of a copy so the content id differs (a cached embedding would flatter the number).
-  const bytes = Buffer.from(await sharp(img).modulate({ brightness: 1 + (i + 1) * 0.001 }).jpeg({ quality: 90 }).toBuffer());
-  const t0 = performance.now();
-  const r = await engine.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: { id: `bench:${i}` } });
-  latencies.push(performance.now() - t0);
-  if (!r.ok) throw r.error;
+async function hypeLatency(eng: typeof engine, label: string): Promise<{ p50: number; p95: number; runs: number }> {
+  say(`hype latency (${label}): ${runs} warm runs on ${tf.getBackend()}`);
+  const first = await eng.invoke('hype', { image: { kind: 'buffer', data: images[0]! } }, { transport: 'cli', caller: { id: 'bench:warmup' } });
+  if (!first.ok) throw first.error;
+  const latencies: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const img = images[(i + 1) % images.length]!;
+    // Vary the pixels of a copy so the content id differs (a cached embedding would flatter the number).
+    const bytes = Buffer.from(await sharp(img).modulate({ brightness: 1 + (i + 1) * 0.001 }).jpeg({ quality: 90 }).toBuffer());
+    const t0 = performance.now();
+    const r = await eng.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: { id: `bench:${i}` } });
+    latencies.push(performance.now() - t0);
+    if (!r.ok) throw r.error;
+  }
+  latencies.sort((a, b) => a - b);
+  const out = { p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), runs };
+  say(`  p50 ${out.p50} ms, p95 ${out.p95} ms`);
+  return out;
 }
-latencies.sort((a, b) => a - b);
-const hypeLatencyMs = { p50: Math.round(quantile(latencies, 0.5)), p95: Math.round(quantile(latencies, 0.95)), runs };
-say(`  p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms`);
+const hypeLatencyMs = await hypeLatency(engine, `shipped model ${head.id}, ${backboneName}`);
+// The same pipeline on the other built-in backbone: a head of the shipped head's shape with random weights
+// (latency does not depend on the weights), so the table shows what each backbone costs per request.
+const hypeLatencyMsByBackbone: Record<string, { p50: number; p95: number; runs: number }> = { [backboneName]: hypeLatencyMs };
+const otherBackbone: BackboneName = backboneName === 'inception_v3' ? 'mobilenet_v2' : 'inception_v3';
+{
+  const other = await loadBackbone(otherBackbone);
+  const random = seededRandom(5);
+  const x = Array.from({ length: 40 }, () => Float32Array.from({ length: other.embedDim }, () => random()));
+  const y = x.map((_, i) => (i % 4 === 0 ? 'not_hyped' : 'hyped'));
+  const h = await trainHead({ task: 'hype', id: `bench-${otherBackbone}`, backbone: otherBackbone, prepVersion: featureKey(head.features), features: head.features, x, y }, { type: 'mlp', epochs: 2, seed: 5 });
+  const dir = mkdtempSync(path.join(tmpdir(), 'solescope-bench-'));
+  writeFileSync(path.join(dir, 'hype.head.json'), JSON.stringify(h));
+  const otherEngine = createEngine({ store: await openStore({ url: ':memory:' }) });
+  await otherEngine.register(createVisionPlugin({ modelsDir: dir }));
+  hypeLatencyMsByBackbone[otherBackbone] = await hypeLatency(otherEngine, `same pipeline on ${otherBackbone}, random head weights`);
+  await otherEngine.close();
+}
 
 // 2. Embedding throughput per engine row.
 const backbone = await loadBackbone(backboneName);
@@ -105,7 +131,7 @@ const engineRows: EmbedEngineRow[] = [
       const started = performance.now();
       for (let i = 0; i < embedImages.length; i += batch) {
         const chunk = embedImages.slice(i, i + batch);
-        const inputs = await Promise.all(chunk.map(async (b) => prepareInput((await decodeBytes(b)).raw, backbone.inputSize, { trim: head.features.trim, flip: false })));
+        const inputs = await Promise.all(chunk.map(async (b) => prepareInput((await decodeBytes(b)).raw, backbone.inputSize, variantOf(head.features, false))));
         await backbone.embedImages(inputs, { batchSize: batch });
       }
       return embedImages.length / ((performance.now() - started) / 1000);
@@ -123,11 +149,13 @@ for (const row of engineRows) {
 
 // 3. onnxruntime and PyTorch rows (bench/onnx.ts): forward passes only, batch 1 and 16, best batch reported.
 let onnx: unknown;
+let ratiosByBackbone: Record<string, { ortVsTfjs: number; ortVsPytorch: number | null }> | undefined;
 if (!args['no-onnx']) {
   try {
     const { runOnnxBench, formatOnnxBench } = await import('./onnx.ts');
-    const result = await runOnnxBench({ backbones: [backboneName], batches: [1, 16], secondsPerCase: args.quick ? 2 : 4, log: (l) => say(`  ${l}`) });
+    const result = await runOnnxBench({ backbones: [backboneName, otherBackbone], batches: [1, 16], secondsPerCase: args.quick ? 2 : 4, log: (l) => say(`  ${l}`) });
     onnx = result;
+    ratiosByBackbone = { ...result.ratios };
     for (const [engineName, v] of Object.entries(result.embedImgPerSec[backboneName] ?? {})) {
       // The decode-inclusive tfjs row above stays the tfjs number; forward-only rows get their own names.
       embedImgPerSec[engineName.startsWith('tfjs-') ? `${engineName}-forward` : engineName] = v;
@@ -160,9 +188,11 @@ if (!args['no-webhooks']) {
 }
 const result = {
   hypeLatencyMs,
+  hypeLatencyMsByBackbone,
   ...(webhooks ? { webhooks } : {}),
   embedImgPerSec,
   ratios,
+  ...(ratiosByBackbone ? { ratiosByBackbone } : {}),
   backbone: backboneName,
   backend: tf.getBackend(),
   model: head.id,
@@ -174,9 +204,11 @@ const result = {
 if (args.json) console.log(JSON.stringify(result));
 else {
   console.log('');
-  console.log(`hype latency (warm, end to end): p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms over ${runs} runs`);
+  console.log(`hype latency (warm, end to end): p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms over ${runs} runs (shipped ${backboneName} heads)`);
+  for (const [b, l] of Object.entries(hypeLatencyMsByBackbone)) if (b !== backboneName) console.log(`  same pipeline on ${b}: p50 ${l.p50} ms, p95 ${l.p95} ms`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
-  console.log(`ratios: ${JSON.stringify(ratios)}`);
+  console.log(`ratios (${backboneName}): ${JSON.stringify(ratios)}`);
+  if (ratiosByBackbone) for (const [b, r] of Object.entries(ratiosByBackbone)) console.log(`  ${b}: onnxruntime = ${r.ortVsTfjs}x tfjs, ${r.ortVsPytorch ?? '–'}x PyTorch (forward passes, best batch)`);
   if (webhooks) {
     console.log(`webhook ingest: ${webhooks.posts} posts at concurrency ${webhooks.concurrency}: ${webhooks.reqPerSec} req/s, ack p50 ${webhooks.ackMs.p50} ms, p99 ${webhooks.ackMs.p99} ms (targets: >= 200 req/s, p99 < 50 ms)`);
   }
