@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadBackbone, type Backbone } from '../../engine/ml/backbones.ts';
 import { accelerateBackbone, compileLayersModel, inferenceStatus, type InferenceMethods } from '../../engine/ml/onnx/index.ts';
+import { resetOrtForTests } from '../../engine/ml/onnx/ort.ts';
 import { argmaxRows, maxAbsDiff, randomFloats } from './helpers.ts';
 
 const S = 224;
@@ -22,6 +23,9 @@ let images: Float32Array[];
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'solescope-onnx-'));
   base = await loadBackbone('mobilenet_v2');
+  // These tests are about onnxruntime itself: decide again with `auto` even when the whole run was started
+  // with SOLESCOPE_INFERENCE=tfjs (loadBackbone above has already made that process-wide decision).
+  resetOrtForTests();
   fast = await accelerateBackbone(base, { dataDir, choice: 'auto', maxWaitMs: 20 });
   // Smooth-ish seeded images (random noise plus a gradient), distinct from each other.
   images = [0, 1, 2].map((k) => {

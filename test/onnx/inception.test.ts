@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadBackbone, type Backbone } from '../../engine/ml/backbones.ts';
 import { compileLayersModel, type CompiledModel } from '../../engine/ml/onnx/index.ts';
+import { resetOrtForTests } from '../../engine/ml/onnx/ort.ts';
 import { argmaxRows, maxAbsDiff, randomFloats } from './helpers.ts';
 
 const S = 299;
@@ -15,6 +16,8 @@ let compiled: CompiledModel;
 
 beforeAll(async () => {
   base = await loadBackbone('inception_v3');
+  // About onnxruntime itself: decide again with `auto` even in a run with SOLESCOPE_INFERENCE=tfjs.
+  resetOrtForTests();
   compiled = await compileLayersModel(base.model, { outputs: ['flatten_1', 'dense_3'], dataDir: null, choice: 'auto' });
 });
 
