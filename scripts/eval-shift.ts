@@ -11,7 +11,10 @@
  * - `vprep`: the shipped pipeline (contain on white at the backbone size) + flip augmentation;
  * - `study`: engine/ml/preprocess — background whitening (flood fill, GrabCut on busy borders), crop to the
  *   object, orientation normalisation (Canny + Hough: toe to the right);
- * - `study-noorient`: the same without orientation normalisation, + flip augmentation.
+ * - `study-noorient`: the same without orientation normalisation, + flip augmentation;
+ * - `study-noorient+trim`: trained on those plus the trimmed contain-on-white views (`train:defaults
+ *   --mix-trim`), scored normalised; `vprep-trim`: trim the white margin, contain on white.
+ * `--tasks hype,brand` restricts the tasks.
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/eval-shift.db). Prints a markdown table; `--json` prints the rows.
  *
@@ -46,6 +49,7 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     samples: { type: 'string' },
     limit: { type: 'string' },
+    tasks: { type: 'string', default: 'hype,brand' },
   },
 });
 if (!args.data) {
@@ -57,7 +61,7 @@ if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneN
 const seed = Number(args.seed);
 const log = (m: string): void => console.error(`[eval-shift] ${m}`);
 
-type Pipeline = 'vprep' | 'study' | 'study-noorient';
+type Pipeline = 'vprep' | 'vprep-trim' | 'study' | 'study-noorient' | 'study-noorient+trim';
 const pipelines = args.pipelines!.split(',') as Pipeline[];
 const KINDS = ['clean', 'grey', 'floor', 'busy'] as const;
 type Kind = (typeof KINDS)[number];
@@ -86,7 +90,7 @@ const rawOf = async (it: Item): Promise<RawImage> => (await decodePixels(await r
 
 /** One model input for a pipeline; `mirror` flips the input (flip augmentation). */
 async function inputFor(p: Pipeline, raw: RawImage, mirror: boolean): Promise<Float32Array> {
-  if (p === 'vprep') return prepareInput(raw, size, { trim: false, flip: mirror });
+  if (p === 'vprep' || p === 'vprep-trim') return prepareInput(raw, size, { trim: p === 'vprep-trim', flip: mirror });
   const r = await preprocess(raw, { size, orient: p === 'study' });
   if (!mirror) return r.tensorData;
   const out = new Float32Array(r.tensorData.length);
@@ -216,7 +220,7 @@ interface Row {
 }
 const rows: Row[] = [];
 
-for (const task of ['hype', 'brand'] as const) {
+for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(',').includes(t))) {
   const idx = items.map((it, i) => (it.row[task] !== undefined ? i : -1)).filter((i) => i >= 0);
   const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
   const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize: 0.1, seed });
@@ -245,9 +249,17 @@ for (const task of ['hype', 'brand'] as const) {
   }
   for (const p of pipelines) {
     const flipAugment = p !== 'study';
-    const x = await trainEmbeddings(p, train, false);
-    const xs = flipAugment ? [...x, ...(await trainEmbeddings(p, train, true))] : x;
-    const ys = (flipAugment ? [...train, ...train] : train).map((it) => it.row[task]!);
+    // `study-noorient+trim`: normalised views plus the trimmed contain-on-white views as extra training rows
+    // (train:defaults --mix-trim); served (and scored) normalised.
+    const servePipeline: Pipeline = p === 'study-noorient+trim' ? 'study-noorient' : p;
+    const x = await trainEmbeddings(servePipeline, train, false);
+    let xs = flipAugment ? [...x, ...(await trainEmbeddings(servePipeline, train, true))] : x;
+    let rowsOf = flipAugment ? [...train, ...train] : train;
+    if (p === 'study-noorient+trim') {
+      xs = [...xs, ...(await trainEmbeddings('vprep-trim', train, false)), ...(await trainEmbeddings('vprep-trim', train, true))];
+      rowsOf = [...rowsOf, ...train, ...train];
+    }
+    const ys = rowsOf.map((it) => it.row[task]!);
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
     const head = await trainHead(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
@@ -256,7 +268,7 @@ for (const task of ['hype', 'brand'] as const) {
     for (const kind of KINDS) {
       const raws = tests.get(kind)!;
       const inputs: Float32Array[] = [];
-      for (const raw of raws) inputs.push(await inputFor(p, raw, false));
+      for (const raw of raws) inputs.push(await inputFor(p === 'study-noorient+trim' ? 'study-noorient' : p, raw, false));
       const emb = await backbone.embedImages(inputs, { batchSize: 16 });
       const truth = test.map((it) => it.row[task]!);
       const preds = emb.map((e) => predictHead(head, e).label);

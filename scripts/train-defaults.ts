@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     trim: { type: 'boolean', default: false },
     normalise: { type: 'boolean', default: false },
     orient: { type: 'boolean', default: false },
+    'mix-trim': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
     'flip-augment': { type: 'boolean', default: false },
@@ -170,8 +171,20 @@ for (let copy = 0; copy < augmentCopies; copy++) {
   xAug.push(view);
   log(`augmented copy ${copy + 1}/${augmentCopies} embedded`);
 }
+// --mix-trim <tasks> (with --normalise; e.g. `--mix-trim brand`): the trimmed, contain-on-white view of every
+// image and its mirror as extra training rows of those tasks' heads. Two framings of the same photo teach the
+// head what does not depend on how the photo was cut out; serving still normalises.
+const mixTrim = new Set((args['mix-trim'] ?? '').split(',').map((t) => t.trim()).filter(Boolean));
+for (const t of mixTrim) if (t !== 'hype' && t !== 'brand') throw new Error(`--mix-trim takes hype, brand or hype,brand; got ${t}`);
+const xTrim: Float32Array[][] = [];
+if (mixTrim.size > 0) {
+  const trimSpec: FeatureSpec = { trim: true, flipAverage: false, l2: features.l2 };
+  xTrim.push(await embedItems(backbone, embedItemsOf(items), trimSpec, { store }));
+  xTrim.push(await embedItems(backbone, embedItemsOf(items), trimSpec, { store, mirror: true }));
+  log('trimmed views embedded');
+}
 /** Extra training views of every item (mirror, augmented copies): extra rows with the same label and group. */
-const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [...(xFlip ? [xFlip] : []), ...xAug.slice(0, taskAugment[task])];
+const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [...(xFlip ? [xFlip] : []), ...xAug.slice(0, taskAugment[task]), ...(mixTrim.has(task) ? xTrim : [])];
 const sourceBalanced = args['source-balanced']!;
 
 interface TaskResult {
@@ -395,6 +408,7 @@ const metrics = {
   head: { hype: taskHeadOpts('hype'), brand: taskHeadOpts('brand') },
   flipAugment,
   augmentCopies: taskAugment,
+  mixTrim: [...mixTrim],
   sourceBalanced,
   seed,
   testSize,
