@@ -208,7 +208,7 @@ else {
   for (const [b, l] of Object.entries(hypeLatencyMsByBackbone)) if (b !== backboneName) console.log(`  same pipeline on ${b}: p50 ${l.p50} ms, p95 ${l.p95} ms`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
   console.log(`ratios (${backboneName}): ${JSON.stringify(ratios)}`);
-  if (ratiosByBackbone) for (const [b, r] of Object.entries(ratiosByBackbone)) console.log(`  ${b}: onnxruntime = ${r.ortVsTfjs}x tfjs, ${r.ortVsPytorch ?? '–'}x PyTorch (forward passes, best batch)`);
+  if (ratiosByBackbone) for (const [b, r] of Object.entries(ratiosByBackbone)) console.log(`  ${b}: onnxruntime = ${r.ortVsTfjs}x tfjs, ${r.ortVsPytorch ?? '–'}x PyTorch (forward passes at the same batch size, best of 1 and 16)`);
   if (webhooks) {
     console.log(`webhook ingest: ${webhooks.posts} posts at concurrency ${webhooks.concurrency}: ${webhooks.reqPerSec} req/s, ack p50 ${webhooks.ackMs.p50} ms, p99 ${webhooks.ackMs.p99} ms (targets: >= 200 req/s, p99 < 50 ms)`);
   }
