@@ -28,7 +28,6 @@ import sharp from 'sharp';
 import { openStore } from '../engine/store/index.ts';
 import { seededRandom } from '../engine/random.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
-import { preprocess } from '../engine/ml/preprocess.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { readLabelledSource, type DatasetRow } from '../plugins/vision/lib/dataset.ts';
@@ -88,14 +87,10 @@ for (const row of source.rows) {
 log(`${items.length} labelled images`);
 const rawOf = async (it: Item): Promise<RawImage> => (await decodePixels(await readFile(it.row.file))).raw;
 
-/** One model input for a pipeline; `mirror` flips the input (flip augmentation). */
-async function inputFor(p: Pipeline, raw: RawImage, mirror: boolean): Promise<Float32Array> {
+/** One model input for a pipeline; `mirror` flips the input (flip augmentation). The vision pipeline's own. */
+function inputFor(p: Pipeline, raw: RawImage, mirror: boolean): Promise<Float32Array> {
   if (p === 'vprep' || p === 'vprep-trim') return prepareInput(raw, size, { trim: p === 'vprep-trim', flip: mirror });
-  const r = await preprocess(raw, { size, orient: p === 'study' });
-  if (!mirror) return r.tensorData;
-  const out = new Float32Array(r.tensorData.length);
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < 3; c++) out[(y * size + x) * 3 + c] = r.tensorData[(y * size + (size - 1 - x)) * 3 + c]!;
-  return out;
+  return prepareInput(raw, size, { trim: false, flip: mirror, normalise: true, orient: p === 'study' });
 }
 
 /** Embeddings of the training items for a pipeline (cached per item). */

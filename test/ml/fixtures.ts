@@ -5,18 +5,10 @@
 import { createCanvas } from '@napi-rs/canvas';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { RawImage } from '../../engine/ml/index.ts';
+import { seededRandom as rng } from '../../engine/random.ts';
 
-/** A tiny deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (engine/random.ts), under this fixture's name. */
+export { rng };
 
 /** Options of {@link drawShoe}. */
 export interface ShoeOptions {

@@ -5,18 +5,10 @@
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Tf } from '../../engine/ml/runtime.ts';
 import type { BackboneLike, ImageLike } from '../../engine/ml/onnx/index.ts';
+import { seededRandom as seeded } from '../../engine/random.ts';
 
-/** A deterministic PRNG (mulberry32) in [0,1). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (engine/random.ts), under this fixture's name. */
+export { seeded };
 
 /** `n` seeded floats in [lo, hi). */
 export function randomFloats(n: number, seed: number, lo = 0, hi = 1): Float32Array {
