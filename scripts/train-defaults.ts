@@ -9,22 +9,22 @@
  * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
  * `--trim`, `--flip-augment`, `--augment N` / `--hype-augment N` / `--brand-augment N` (crop/colour/background
- * jittered copies as extra training rows), `--source-balanced` (sources weigh the same within a class).
+ * jittered copies as extra training rows), `--scene-augment N` / `--hype-scene-augment N` /
+ * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--source-balanced` (sources weigh the
+ * same within a class).
  * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
  *
  * Heavy: run it with `nice -n 10` on shared machines.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore } from '../engine/store/index.ts';
 import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
-import { readLabelledSource, type DatasetRow } from '../plugins/vision/lib/dataset.ts';
-import { embedItems, prepKey, variantOf, type EmbedItem } from '../plugins/vision/lib/features.ts';
+import { asEmbedItems, loadLabelledItems, readLabelledSource } from '../plugins/vision/lib/dataset.ts';
+import { embedAugmentedCopy, embedItems, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
-import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { classificationReport, formatReport, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
 import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
@@ -50,6 +50,9 @@ const { values: args } = parseArgs({
     augment: { type: 'string', default: '0' },
     'hype-augment': { type: 'string' },
     'brand-augment': { type: 'string' },
+    'scene-augment': { type: 'string', default: '0' },
+    'hype-scene-augment': { type: 'string' },
+    'brand-scene-augment': { type: 'string' },
     head: { type: 'string', default: 'linear' },
     'hype-head': { type: 'string' },
     'brand-head': { type: 'string' },
@@ -94,24 +97,10 @@ const store = await openStore({ url: `sqlite:${path.resolve(args.cache!)}` });
 const backbone = await loadBackbone(backboneName);
 
 // Only rows with a label for some task are needed; decode them once for their content ids.
-interface Item {
-  readonly row: DatasetRow;
-  readonly sha: string;
-}
-const items: Item[] = [];
-for (const row of source.rows) {
-  if (row.brand === undefined && row.hype === undefined) continue;
-  try {
-    const pic = await decodePixels(await readFile(row.file), undefined, path.basename(row.file));
-    items.push({ row, sha: pic.sha256 });
-  } catch (error) {
-    log(`skip ${row.file}: ${(error as Error).message}`);
-  }
-}
+const items = await loadLabelledItems(source, (file, why) => log(`skip ${file}: ${why}`));
 log(`${items.length} labelled images decoded`);
 
-const embedItemsOf = (list: readonly Item[]): EmbedItem[] =>
-  list.map((it) => ({ sha256: it.sha, load: async () => new Uint8Array(await readFile(it.row.file)) }));
+const embedItemsOf = asEmbedItems;
 
 /** Embeddings of every item under a spec (cached per variant in the store). */
 async function embedAll(spec: FeatureSpec, onlyCached = false): Promise<Float32Array[] | undefined> {
@@ -150,26 +139,46 @@ if (flipAugment) {
 // Augmented copies (`--augment N`): crop / colour / background-jittered views as extra training rows, tested on
 // the plain image. Aimed at cross-source generalisation (sources differ in framing, background and tint, not
 // only in orientation). One augmentation seed would apply the same crop and tint to every image, so the seed
-// cycles over AUGMENT_SEEDS per image (still cached: one cache key per seed); every second copy is mirrored.
-const copiesArg = (flag: 'augment' | 'hype-augment' | 'brand-augment'): number => {
-  const n = Number(args[flag] ?? args.augment);
+// cycles over AUGMENT_SEEDS per image (embedAugmentedCopy) (still cached: one cache key per seed); every second copy is mirrored.
+type CopiesFlag = 'augment' | 'hype-augment' | 'brand-augment' | 'scene-augment' | 'hype-scene-augment' | 'brand-scene-augment';
+const copiesArg = (flag: CopiesFlag): number => {
+  const n = Number(args[flag] ?? (flag.includes('scene') ? args['scene-augment'] : args.augment));
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag} takes a whole number of copies, got ${args[flag]}`);
   return n;
 };
 /** Per-task copies (`--brand-augment 1`): like the head type, the measured best differs per task. */
 const taskAugment: Readonly<Record<Task, number>> = { hype: copiesArg('hype-augment'), brand: copiesArg('brand-augment') };
 const augmentCopies = Math.max(copiesArg('augment'), taskAugment.hype, taskAugment.brand);
-const AUGMENT_SEEDS = 16;
 const xAug: Float32Array[][] = [];
 for (let copy = 0; copy < augmentCopies; copy++) {
-  const view = new Array<Float32Array>(items.length);
-  for (let s = 0; s < AUGMENT_SEEDS; s++) {
-    const members = items.map((_, i) => i).filter((i) => i % AUGMENT_SEEDS === s);
-    const vectors = await embedItems(backbone, embedItemsOf(members.map((i) => items[i]!)), { ...features, flipAverage: false }, { store, augment: 1000 + copy * AUGMENT_SEEDS + s, mirror: copy % 2 === 1 });
-    members.forEach((i, k) => (view[i] = vectors[k]!));
-  }
+  const view = await embedAugmentedCopy(backbone, embedItemsOf(items), features, copy, { store });
   xAug.push(view);
   log(`augmented copy ${copy + 1}/${augmentCopies} embedded`);
+}
+// Scene copies (`--scene-augment N`, per task `--hype-scene-augment` / `--brand-scene-augment`): every image's
+// shoe pasted onto a generated scene (carpet, tiles, fabric, a room corner, clutter; plugins/vision/lib/composite.ts)
+// before the pipeline, as extra training rows. The development photos are all white studio shots; users' photos
+// are not. One seed per copy gives every image its own scene (the scene is drawn from the seed and the pixels);
+// every second copy is mirrored. The shift test (scripts/eval-shift.ts) uses other backgrounds, so it still
+// measures scenes the heads never saw.
+const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene-augment'), brand: copiesArg('brand-scene-augment') };
+const sceneCopies = Math.max(copiesArg('scene-augment'), taskScenes.hype, taskScenes.brand);
+const xScene: Float32Array[][] = [];
+for (let copy = 0; copy < sceneCopies; copy++) {
+  let last = 0;
+  xScene.push(
+    await embedItems(backbone, embedItemsOf(items), { ...features, flipAverage: false }, {
+      store,
+      scene: copy,
+      mirror: copy % 2 === 1,
+      onProgress: (done, total) => {
+        if (done - last >= 100 || done === total) {
+          last = done;
+          log(`scene copy ${copy + 1}/${sceneCopies}: ${done}/${total}`);
+        }
+      },
+    }),
+  );
 }
 // --mix-trim <tasks> (with --normalise; e.g. `--mix-trim brand`): the trimmed, contain-on-white view of every
 // image and its mirror as extra training rows of those tasks' heads. Two framings of the same photo teach the
@@ -184,7 +193,12 @@ if (mixTrim.size > 0) {
   log('trimmed views embedded');
 }
 /** Extra training views of every item (mirror, augmented copies): extra rows with the same label and group. */
-const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [...(xFlip ? [xFlip] : []), ...xAug.slice(0, taskAugment[task]), ...(mixTrim.has(task) ? xTrim : [])];
+const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
+  ...(xFlip ? [xFlip] : []),
+  ...xAug.slice(0, taskAugment[task]),
+  ...xScene.slice(0, taskScenes[task]),
+  ...(mixTrim.has(task) ? xTrim : []),
+];
 const sourceBalanced = args['source-balanced']!;
 
 interface TaskResult {
@@ -234,7 +248,7 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
       x: xs,
       y: rows.map((i) => items[i]!.row[task]!),
       ...(sourceBalanced ? { sampleWeight: sourceWeights(task, rows) } : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sourceBalanced },
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], sourceBalanced },
     },
     opts,
   );
@@ -408,6 +422,7 @@ const metrics = {
   head: { hype: taskHeadOpts('hype'), brand: taskHeadOpts('brand') },
   flipAugment,
   augmentCopies: taskAugment,
+  sceneCopies: taskScenes,
   mixTrim: [...mixTrim],
   sourceBalanced,
   seed,
@@ -461,6 +476,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sourceBalanced ? ', source-balanced weights' : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();

@@ -6,9 +6,11 @@
  * Empty or unknown labels mean "unlabelled for that task" (the dev data's `brand = unknown`).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from '../../../engine/errors.ts';
+import type { EmbedItem } from './features.ts';
+import { decodePixels } from './input.ts';
 import { parseLabel } from './labels.ts';
 
 /** One labelled image reference read from a manifest or an ImageFolder. */
@@ -175,4 +177,32 @@ export async function readLabelledSource(pathOrCsv: string): Promise<LabelledSou
   }
   if (/\.csv$/i.test(pathOrCsv)) return readManifest(pathOrCsv);
   throw new EngineError('BAD_INPUT', `${pathOrCsv} is neither a folder nor a manifest .csv file.`);
+}
+
+/** A labelled row with its content id (pixel hash: the embedding cache key). */
+export interface LabelledItem {
+  readonly row: DatasetRow;
+  readonly sha: string;
+}
+
+/**
+ * The rows of a source that carry a hype or brand label, decoded once for their content ids (the scripts'
+ * shared first step). Undecodable files are skipped and reported through `onSkip`.
+ */
+export async function loadLabelledItems(source: LabelledSource, onSkip?: (file: string, why: string) => void): Promise<LabelledItem[]> {
+  const items: LabelledItem[] = [];
+  for (const row of source.rows) {
+    if (row.brand === undefined && row.hype === undefined) continue;
+    try {
+      items.push({ row, sha: (await decodePixels(await readFile(row.file), undefined, path.basename(row.file))).sha256 });
+    } catch (error) {
+      onSkip?.(row.file, (error as Error).message);
+    }
+  }
+  return items;
+}
+
+/** Labelled items as embedding inputs (read from disk only when not cached). */
+export function asEmbedItems(items: readonly LabelledItem[]): EmbedItem[] {
+  return items.map((it) => ({ sha256: it.sha, load: async () => new Uint8Array(await readFile(it.row.file)) }));
 }

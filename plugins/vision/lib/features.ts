@@ -15,6 +15,10 @@ import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
 import type { RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
+import { sceneComposite } from './composite.ts';
+
+/** Version of the scene compositing (part of scene variants' cache keys); bump when composites change. */
+export const SCENE_VERSION = 1;
 
 /**
  * Version of this pipeline; bump it when any pixel operation changes so cached embeddings are not reused.
@@ -32,6 +36,11 @@ export interface PrepVariant {
   readonly normalise?: boolean;
   /** With `normalise`: mirror so the toe points right. */
   readonly orient?: boolean;
+  /**
+   * Scene seed (training only): the shoe is first pasted onto a generated scene (plugins/vision/lib/composite.ts),
+   * as if photographed on a floor, a bed or a table; undefined = the photo as it is.
+   */
+  readonly scene?: number;
 }
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
@@ -41,7 +50,7 @@ export function normaliseKey(v: { normalise?: boolean | undefined; orient?: bool
 
 /** The embedding cache key of a variant, e.g. `vprep-1+trim+flip`. */
 export function prepKey(v: PrepVariant): string {
-  return `${VISION_PREP_VERSION}${normaliseKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}`;
+  return `${VISION_PREP_VERSION}${normaliseKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}${v.scene !== undefined ? `+scene${SCENE_VERSION}.${v.scene}` : ''}`;
 }
 
 /** The variant of a feature spec for the plain (or mirrored) image. */
@@ -120,6 +129,10 @@ export async function prepareInputPlaced(image: RawImage | Uint8Array, size: num
       .toBuffer({ resolveWithObject: true });
     rgb = { data: fixed.data, width: fixed.info.width, height: fixed.info.height };
   }
+  if (variant.scene !== undefined) {
+    const scene = await sceneComposite({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, variant.scene);
+    rgb = { data: Buffer.from(scene.data.buffer, scene.data.byteOffset, scene.data.byteLength), width: scene.width, height: scene.height };
+  }
   if (variant.normalise) {
     if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
     const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true });
@@ -189,6 +202,8 @@ export interface EmbedItemsOptions {
   readonly augment?: number;
   /** Embed the mirrored image instead (flip augmentation); ignored with flip-averaging. */
   readonly mirror?: boolean;
+  /** Scene seed: embed each image's shoe pasted onto a generated scene (see {@link PrepVariant.scene}). */
+  readonly scene?: number;
   /** Images per forward pass (default 8). */
   readonly batchSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
@@ -200,7 +215,9 @@ export interface EmbedItemsOptions {
  * filling the store's cache. Each variant is cached separately, so `flipAverage` on/off share work.
  */
 export async function embedItems(backbone: Backbone, items: readonly EmbedItem[], spec: FeatureSpec, opts: EmbedItemsOptions = {}): Promise<Float32Array[]> {
-  const variants = spec.flipAverage || !opts.mirror ? variantsOf(spec, opts.augment) : variantsOf(spec, opts.augment).map((v) => ({ ...v, flip: true }));
+  const variants = (spec.flipAverage || !opts.mirror ? variantsOf(spec, opts.augment) : variantsOf(spec, opts.augment).map((v) => ({ ...v, flip: true }))).map((v) =>
+    opts.scene !== undefined ? { ...v, scene: opts.scene } : v,
+  );
   const perVariant: Float32Array[][] = [];
   const total = items.length * variants.length;
   let done = 0;
@@ -235,4 +252,21 @@ export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array,
   const inputs = await Promise.all(variantsOf(spec).map((v) => prepareInput(image, backbone.inputSize, v)));
   const vectors = await backbone.embedImages(inputs, { batchSize: inputs.length });
   return { embedding: meanVector(vectors), inputs };
+}
+
+/** How many augmentation seeds one augmented copy cycles over (one seed would crop and tint every image alike). */
+export const AUGMENT_SEEDS = 16;
+
+/**
+ * Augmented copy number `copy` of every item (`train:defaults --augment N`): item i gets augmentation seed
+ * `1000 + copy * AUGMENT_SEEDS + i % AUGMENT_SEEDS` (each seed is its own cache key), odd copies mirrored.
+ */
+export async function embedAugmentedCopy(backbone: Backbone, items: readonly EmbedItem[], spec: FeatureSpec, copy: number, opts: Pick<EmbedItemsOptions, 'store' | 'signal'> = {}): Promise<Float32Array[]> {
+  const view = new Array<Float32Array>(items.length);
+  for (let s = 0; s < AUGMENT_SEEDS; s++) {
+    const members = items.map((_, i) => i).filter((i) => i % AUGMENT_SEEDS === s);
+    const vectors = await embedItems(backbone, members.map((i) => items[i]!), { ...spec, flipAverage: false }, { ...opts, augment: 1000 + copy * AUGMENT_SEEDS + s, mirror: copy % 2 === 1 });
+    members.forEach((i, k) => (view[i] = vectors[k]!));
+  }
+  return view;
 }

@@ -1,0 +1,335 @@
+/**
+ * Scene compositing: a studio shot's shoe cut out of its white background and pasted, smaller and off-centre,
+ * onto another background. Two users:
+ * - training (`train:defaults --scene-augment N`, {@link sceneBackground}): every development photo is a
+ *   white product shot while users post phone photos on floors, beds, tables and shop shelves, so heads see
+ *   composites too and learn what the normalisation leaves of such backgrounds (grey halos, floor islands,
+ *   clutter GrabCut kept);
+ * - the background-shift test (scripts/eval-shift.ts), which uses its own background generators (grey wall,
+ *   lit floor, shelf of blocks) that the training scenes deliberately do not include, so that test still
+ *   measures generalisation to backgrounds the heads never saw.
+ */
+import sharp from 'sharp';
+import type { RawImage } from '../../../engine/ml/types.ts';
+import { seededRandom } from '../../../engine/random.ts';
+
+/** A generator of `w`×`h` RGB backgrounds from a random stream. */
+export type BackgroundFn = (w: number, h: number, random: () => number) => Uint8Array;
+
+/** Options of {@link pasteShoe}. */
+export interface PasteOptions {
+  /** Output size (default 320×240, a phone photo's aspect). */
+  readonly width?: number;
+  readonly height?: number;
+  /** The shoe's width as a share of the frame's, drawn uniformly from this range (default 0.45–0.75). */
+  readonly scale?: readonly [number, number];
+  /** Probability of mirroring the shoe (default 0.5). */
+  readonly mirror?: number;
+  /** Draw a soft contact shadow under the shoe (default false: the shift test's composites have none). */
+  readonly shadow?: boolean;
+  /** Also draw the other shoe of the pair (the mirror image, beside and a little behind), as phone photos often show. */
+  readonly pair?: boolean;
+}
+
+const clamp255 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+/**
+ * Pastes the shoe of a white-background photo onto `background`: resized to a random share of the frame,
+ * at a random position, mirrored at random. The matte is the near-white region connected to the border
+ * (flood fill), so white parts inside the shoe (soles, panels) stay.
+ */
+export async function pasteShoe(raw: RawImage, background: BackgroundFn, random: () => number, opts: PasteOptions = {}): Promise<RawImage> {
+  const W = opts.width ?? 320;
+  const H = opts.height ?? 240;
+  const [lo, hi] = opts.scale ?? [0.45, 0.75];
+  // The drawn width share, reduced when the shoe would not fit the frame's height (aspect kept).
+  const scale = Math.min((W * (lo + random() * (hi - lo))) / raw.width, (H - 4) / raw.height);
+  const sw = Math.max(8, Math.min(W, Math.round(raw.width * scale)));
+  const sh = Math.max(8, Math.min(H - 4, Math.round(raw.height * scale)));
+  let shoe = sharp(Buffer.from(raw.data), { raw: { width: raw.width, height: raw.height, channels: 3 } }).resize(sw, sh, { fit: 'fill' });
+  if (random() < (opts.mirror ?? 0.5)) shoe = shoe.flop();
+  const small = await shoe.raw().toBuffer();
+  const bg = background(W, H, random);
+  const ox = Math.floor(random() * (W - sw + 1));
+  const oy = Math.floor(random() * (H - sh + 1));
+  const outside = borderMatte(small, sw, sh);
+  if (opts.pair) {
+    // The other shoe of the pair: mirrored, beside and a little behind (drawn first, so the main one covers it).
+    const other = new Uint8Array(small.length);
+    const otherOutside = new Uint8Array(outside.length);
+    for (let y = 0; y < sh; y++) {
+      for (let x = 0; x < sw; x++) {
+        const from = y * sw + (sw - 1 - x);
+        otherOutside[y * sw + x] = outside[from]!;
+        other.set(small.subarray(from * 3, from * 3 + 3), (y * sw + x) * 3);
+      }
+    }
+    const dx = Math.round((random() < 0.5 ? -1 : 1) * sw * (0.3 + random() * 0.3));
+    const dy = -Math.round(sh * (0.05 + random() * 0.15));
+    if (opts.shadow) castShadow(bg, W, H, otherOutside, sw, sh, ox + dx, oy + dy, 0.3);
+    blit(bg, W, H, other, otherOutside, sw, sh, ox + dx, oy + dy);
+  }
+  if (opts.shadow) castShadow(bg, W, H, outside, sw, sh, ox, oy, 0.25 + random() * 0.35);
+  blit(bg, W, H, small, outside, sw, sh, ox, oy);
+  return { data: bg, width: W, height: H, channels: 3 };
+}
+
+/**
+ * Draws a matted shoe at (ox, oy), clipped to the frame; pixels next to the matte get a soft alpha from their
+ * whiteness (anti-aliased edges).
+ */
+function blit(bg: Uint8Array, W: number, H: number, small: Uint8Array, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number): void {
+  for (let y = 0; y < sh; y++) {
+    const gy = oy + y;
+    if (gy < 0 || gy >= H) continue;
+    for (let x = 0; x < sw; x++) {
+      const gx = ox + x;
+      const i = y * sw + x;
+      if (gx < 0 || gx >= W || outside[i]) continue;
+      const s = i * 3;
+      const r = small[s]!;
+      const g = small[s + 1]!;
+      const b = small[s + 2]!;
+      const nearBg = (x > 0 && outside[i - 1]) || (x < sw - 1 && outside[i + 1]) || (y > 0 && outside[i - sw]) || (y < sh - 1 && outside[i + sw]);
+      const alpha = nearBg ? Math.max(0.3, Math.min(1, (250 - Math.min(r, g, b)) / 40)) : 1;
+      const d = (gy * W + gx) * 3;
+      bg[d] = Math.round(r * alpha + bg[d]! * (1 - alpha));
+      bg[d + 1] = Math.round(g * alpha + bg[d + 1]! * (1 - alpha));
+      bg[d + 2] = Math.round(b * alpha + bg[d + 2]! * (1 - alpha));
+    }
+  }
+}
+
+/** 1 where a pixel is near-white and connected to the border (the studio background), else 0. */
+export function borderMatte(rgb: Uint8Array, w: number, h: number): Uint8Array {
+  const isWhite = (i: number): boolean => Math.min(rgb[i * 3]!, rgb[i * 3 + 1]!, rgb[i * 3 + 2]!) >= 235;
+  const outside = new Uint8Array(w * h);
+  const queue: number[] = [];
+  for (let x = 0; x < w; x++) queue.push(x, (h - 1) * w + x);
+  for (let y = 0; y < h; y++) queue.push(y * w, y * w + w - 1);
+  while (queue.length > 0) {
+    const i = queue.pop()!;
+    if (outside[i] || !isWhite(i)) continue;
+    outside[i] = 1;
+    const x = i % w;
+    const y = (i - x) / w;
+    if (x > 0) queue.push(i - 1);
+    if (x < w - 1) queue.push(i + 1);
+    if (y > 0) queue.push(i - w);
+    if (y < h - 1) queue.push(i + w);
+  }
+  return outside;
+}
+
+/**
+ * Darkens the background under the shoe's lower edge: a blurred, flattened copy of its silhouette, as a
+ * shoe standing on a floor casts. Real floor photos have one; without it the pasted shoe floats.
+ */
+function castShadow(bg: Uint8Array, W: number, H: number, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number, strength: number): void {
+  // Per column: the lowest shoe pixel. The shadow is an ellipse-ish band just below it, fading with distance.
+  const reach = Math.max(3, Math.round(sh * 0.12));
+  for (let x = -reach; x < sw + reach; x++) {
+    let bottom = -1;
+    for (let dx = -reach; dx <= reach && bottom < sh - 1; dx++) {
+      const cx = x + dx;
+      if (cx < 0 || cx >= sw) continue;
+      for (let y = sh - 1; y > bottom; y--) {
+        if (!outside[y * sw + cx]) {
+          bottom = y;
+          break;
+        }
+      }
+    }
+    if (bottom < 0) continue;
+    for (let dy = -reach; dy <= reach; dy++) {
+      const gx = ox + x;
+      const gy = oy + bottom + dy;
+      if (gx < 0 || gx >= W || gy < 0 || gy >= H) continue;
+      const fade = 1 - Math.abs(dy) / (reach + 1);
+      const k = 1 - strength * fade * fade;
+      const d = (gy * W + gx) * 3;
+      bg[d] = Math.round(bg[d]! * k);
+      bg[d + 1] = Math.round(bg[d + 1]! * k);
+      bg[d + 2] = Math.round(bg[d + 2]! * k);
+    }
+  }
+}
+
+/** Smooth value noise in [0,1] on a grid of `cell` pixels (bilinear between random lattice values). */
+function valueNoise(w: number, h: number, cell: number, random: () => number): Float32Array {
+  const gw = Math.ceil(w / cell) + 2;
+  const gh = Math.ceil(h / cell) + 2;
+  const lattice = new Float32Array(gw * gh).map(() => random());
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const fy = y / cell;
+    const y0 = Math.floor(fy);
+    const ty = fy - y0;
+    for (let x = 0; x < w; x++) {
+      const fx = x / cell;
+      const x0 = Math.floor(fx);
+      const tx = fx - x0;
+      const a = lattice[y0 * gw + x0]! * (1 - tx) + lattice[y0 * gw + x0 + 1]! * tx;
+      const b = lattice[(y0 + 1) * gw + x0]! * (1 - tx) + lattice[(y0 + 1) * gw + x0 + 1]! * tx;
+      out[y * w + x] = a * (1 - ty) + b * ty;
+    }
+  }
+  return out;
+}
+
+const randomColour = (random: () => number, lo = 30, hi = 230): [number, number, number] => [lo + random() * (hi - lo), lo + random() * (hi - lo), lo + random() * (hi - lo)];
+
+/**
+ * The training scenes. None is a plain wall, a lit grain floor or a shelf of rectangular blocks: those are
+ * the shift test's, kept out so that test measures backgrounds the heads never saw.
+ */
+export const TRAINING_SCENES = {
+  /** Carpet, concrete, grass, gravel: two colours mixed by multi-octave value noise. */
+  carpet: (w, h, random) => {
+    const a = randomColour(random);
+    const b = randomColour(random);
+    const n1 = valueNoise(w, h, 24 + random() * 40, random);
+    const n2 = valueNoise(w, h, 3 + random() * 5, random);
+    const out = new Uint8Array(w * h * 3);
+    for (let i = 0; i < w * h; i++) {
+      const t = Math.min(1, Math.max(0, 0.65 * n1[i]! + 0.35 * n2[i]!));
+      for (let c = 0; c < 3; c++) out[i * 3 + c] = clamp255(a[c]! * (1 - t) + b[c]! * t);
+    }
+    return out;
+  },
+  /** A tiled floor or table: square tiles with grout lines, per-tile tint, a lighting falloff. */
+  tiles: (w, h, random) => {
+    const base = randomColour(random, 60, 240);
+    const grout = randomColour(random, 20, 200);
+    const tile = 20 + Math.floor(random() * 50);
+    const line = 1 + Math.floor(random() * 3);
+    const tileTint = new Map<number, number>();
+    const cx = random() * w;
+    const cy = random() * h;
+    const out = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const tx = Math.floor(x / tile);
+        const ty = Math.floor(y / tile);
+        const key = ty * 1000 + tx;
+        if (!tileTint.has(key)) tileTint.set(key, 0.88 + random() * 0.24);
+        const light = 1.1 - 0.5 * Math.hypot(x - cx, y - cy) / Math.hypot(w, h);
+        const isGrout = x % tile < line || y % tile < line;
+        const col = isGrout ? grout : base;
+        const k = (isGrout ? 1 : tileTint.get(key)!) * light;
+        for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = clamp255(col[c]! * k);
+      }
+    }
+    return out;
+  },
+  /** Bedding, denim, a rug: stripes or plaid at a random angle. */
+  fabric: (w, h, random) => {
+    const a = randomColour(random);
+    const b = randomColour(random);
+    const angle = random() * Math.PI;
+    const period = 6 + random() * 30;
+    const plaid = random() < 0.5;
+    const ca = Math.cos(angle);
+    const sa = Math.sin(angle);
+    const out = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const u = (x * ca + y * sa) / period;
+        const v = (-x * sa + y * ca) / period;
+        let t = 0.5 + 0.5 * Math.sin(u * 2 * Math.PI);
+        if (plaid) t = 0.5 * t + 0.25 + 0.25 * Math.sin(v * 2 * Math.PI);
+        const grain = (random() - 0.5) * 16;
+        for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = clamp255(a[c]! * (1 - t) + b[c]! * t + grain);
+      }
+    }
+    return out;
+  },
+  /** A room corner: a wall above a floor, the line between them at a random height, light from one side. */
+  room: (w, h, random) => {
+    const wall = randomColour(random, 120, 245);
+    const floor = randomColour(random, 40, 200);
+    const horizon = Math.floor(h * (0.2 + random() * 0.4));
+    const side = random() < 0.5 ? 0 : w;
+    const out = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const light = 1.05 - 0.35 * (Math.abs(x - side) / w);
+        const col = y < horizon ? wall : floor;
+        const noise = (random() - 0.5) * 10;
+        for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = clamp255(col[c]! * light + noise);
+      }
+    }
+    return out;
+  },
+  /** Things lying around: filled discs and thick strokes of random colours over a noisy base. */
+  clutter: (w, h, random) => {
+    const base = randomColour(random, 60, 200);
+    const out = new Uint8Array(w * h * 3);
+    for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = clamp255(base[c]! + (random() - 0.5) * 20);
+    const things = 6 + Math.floor(random() * 14);
+    for (let t = 0; t < things; t++) {
+      const col = randomColour(random, 0, 255);
+      if (random() < 0.6) {
+        const r = 8 + random() * Math.min(w, h) * 0.3;
+        const cx = random() * w;
+        const cy = random() * h;
+        for (let y = Math.max(0, Math.floor(cy - r)); y < Math.min(h, cy + r); y++) {
+          for (let x = Math.max(0, Math.floor(cx - r)); x < Math.min(w, cx + r); x++) {
+            if ((x - cx) ** 2 + (y - cy) ** 2 <= r * r) for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = clamp255(col[c]!);
+          }
+        }
+      } else {
+        const x0 = random() * w;
+        const y0 = random() * h;
+        const x1 = random() * w;
+        const y1 = random() * h;
+        const width = 3 + random() * 12;
+        const len = Math.hypot(x1 - x0, y1 - y0) || 1;
+        for (let s = 0; s <= len; s++) {
+          const px = x0 + ((x1 - x0) * s) / len;
+          const py = y0 + ((y1 - y0) * s) / len;
+          for (let y = Math.max(0, Math.floor(py - width / 2)); y < Math.min(h, py + width / 2); y++) {
+            for (let x = Math.max(0, Math.floor(px - width / 2)); x < Math.min(w, px + width / 2); x++) for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = clamp255(col[c]!);
+          }
+        }
+      }
+    }
+    return out;
+  },
+} satisfies Record<string, BackgroundFn>;
+
+/** The names of the training scenes. */
+export type SceneName = keyof typeof TRAINING_SCENES;
+
+/** A cheap content hash of pixels (FNV-1a over a stride), so each image gets its own scene from one seed. */
+function pixelSeed(data: ArrayLike<number>): number {
+  let h = 0x811c9dc5;
+  const step = Math.max(1, Math.floor(data.length / 4096));
+  for (let i = 0; i < data.length; i += step) {
+    h ^= data[i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * A training composite: the image's shoe on one of the {@link TRAINING_SCENES}, chosen with its placement
+ * from `seed` and the image's own pixels (one seed gives every image a different scene, deterministically,
+ * so the embedding can be cached under the seed). Soft contact shadow (70 %), the pair (30 %), the shoe
+ * 35–90 % of the frame width.
+ */
+export async function sceneComposite(raw: RawImage, seed: number): Promise<RawImage> {
+  const random = seededRandom((Math.imul(seed, 0x9e3779b1) ^ pixelSeed(raw.data)) >>> 0);
+  const names = Object.keys(TRAINING_SCENES) as SceneName[];
+  const name = names[Math.floor(random() * names.length)]!;
+  // Phone photos come in landscape and portrait, and often show the pair.
+  const portrait = random() < 0.4;
+  const pair = random() < 0.3;
+  return pasteShoe(raw, TRAINING_SCENES[name], random, {
+    width: portrait ? 240 : 320,
+    height: portrait ? 320 : 240,
+    scale: pair ? [0.35, 0.6] : [0.4, 0.9],
+    shadow: random() < 0.7,
+    pair,
+  });
+}

@@ -1,0 +1,120 @@
+import { describe, it, expect } from 'vitest';
+import { borderMatte, pasteShoe, sceneComposite, TRAINING_SCENES, type BackgroundFn } from '../../plugins/vision/lib/composite.ts';
+import { embedItems, prepareInput, prepKey, SCENE_VERSION, variantOf } from '../../plugins/vision/lib/features.ts';
+import { decodeBytes } from '../../plugins/vision/lib/input.ts';
+import { seededRandom } from '../../engine/random.ts';
+import { openStore } from '../../engine/store/index.ts';
+import type { Backbone } from '../../engine/ml/backbones.ts';
+import type { RawImage } from '../../engine/ml/types.ts';
+import { drawShoe } from './fixtures.ts';
+
+const solid =
+  (rgb: [number, number, number]): BackgroundFn =>
+  (w, h) => {
+    const out = new Uint8Array(w * h * 3);
+    for (let i = 0; i < w * h; i++) out.set(rgb, i * 3);
+    return out;
+  };
+
+const shoe = async (upper = '#c92a2a'): Promise<RawImage> => (await decodeBytes(await drawShoe({ upper, size: 160 }))).raw;
+
+function countColour(img: RawImage, rgb: readonly number[], tol = 2): number {
+  let n = 0;
+  for (let i = 0; i < img.width * img.height; i++) {
+    if (Math.abs(img.data[i * 3]! - rgb[0]!) <= tol && Math.abs(img.data[i * 3 + 1]! - rgb[1]!) <= tol && Math.abs(img.data[i * 3 + 2]! - rgb[2]!) <= tol) n++;
+  }
+  return n;
+}
+
+describe('scene compositing', () => {
+  it('GIVEN white enclosed by a dark ring THEN the matte keeps it (soles and white panels stay part of the shoe)', () => {
+    const w = 9;
+    const h = 9;
+    const rgb = new Uint8Array(w * h * 3).fill(255);
+    for (let y = 2; y <= 6; y++) for (let x = 2; x <= 6; x++) if (y === 2 || y === 6 || x === 2 || x === 6) rgb.fill(0, (y * w + x) * 3, (y * w + x) * 3 + 3);
+    const matte = borderMatte(rgb, w, h);
+    expect(matte[0]).toBe(1);
+    expect(matte[4 * w + 4]).toBe(0); // white, but enclosed by the ring
+    expect(matte[2 * w + 2]).toBe(0); // the ring itself
+    expect([...matte].filter((v) => v === 1)).toHaveLength(w * h - 25);
+  });
+
+  it('GIVEN a studio shot THEN the shoe lands on the background, smaller, its white surroundings replaced', async () => {
+    const raw = await shoe();
+    const out = await pasteShoe(raw, solid([20, 160, 40]), seededRandom(5), { width: 200, height: 150, scale: [0.5, 0.5], mirror: 0 });
+    expect([out.width, out.height, out.data.length]).toEqual([200, 150, 200 * 150 * 3]);
+    const green = countColour(out, [20, 160, 40]);
+    // Most of the frame is background; the shoe (red upper) is there; no studio white is left around it.
+    expect(green).toBeGreaterThan(0.5 * 200 * 150);
+    expect(countColour(out, [0xc9, 0x2a, 0x2a], 12)).toBeGreaterThan(200);
+    expect(countColour(out, [255, 255, 255], 10)).toBeLessThan(0.05 * 200 * 150);
+    // With a shadow, some background pixels get darker than the background, none lighter.
+    const shadowed = await pasteShoe(raw, solid([200, 200, 200]), seededRandom(5), { width: 200, height: 150, scale: [0.5, 0.5], mirror: 0, shadow: true });
+    const plain = await pasteShoe(raw, solid([200, 200, 200]), seededRandom(5), { width: 200, height: 150, scale: [0.5, 0.5], mirror: 0 });
+    expect(countColour(shadowed, [200, 200, 200], 0)).toBeLessThan(countColour(plain, [200, 200, 200], 0));
+    // The pair: a second, mirrored shoe beside the first — more shoe, less background.
+    const pair = await pasteShoe(raw, solid([200, 200, 200]), seededRandom(5), { width: 200, height: 150, scale: [0.5, 0.5], mirror: 0, pair: true });
+    const upper = (img: RawImage): number => countColour(img, [0xc9, 0x2a, 0x2a], 12);
+    expect(upper(pair)).toBeGreaterThan(1.2 * upper(plain));
+  });
+
+  it('GIVEN a tall image on a landscape frame THEN it is shrunk to fit, not squashed', async () => {
+    const tall: RawImage = { data: new Uint8Array(40 * 200 * 3).fill(30), width: 40, height: 200, channels: 3 };
+    const out = await pasteShoe(tall, solid([250, 0, 0]), seededRandom(1), { width: 320, height: 240, scale: [0.9, 0.9] });
+    const dark = countColour(out, [30, 30, 30], 3);
+    // Fit to the height: 236 px tall, 47 px wide (the 1:5 aspect kept).
+    expect(dark).toBeGreaterThan(236 * 47 * 0.9);
+    expect(dark).toBeLessThan(236 * 47 * 1.1);
+  });
+
+  it('GIVEN one scene seed THEN each image gets its own scene, deterministically; every training scene draws', async () => {
+    const red = await shoe('#c92a2a');
+    const blue = await shoe('#1c7ed6');
+    const a1 = await sceneComposite(red, 0);
+    const a2 = await sceneComposite(red, 0);
+    expect(a1.data).toEqual(a2.data);
+    expect(a1.data).not.toEqual((await sceneComposite(red, 1)).data);
+    // Different pixels, same seed: a different scene or placement (the blue shoe is not just the red one recoloured).
+    const b = await sceneComposite(blue, 0);
+    const sameBackground = [0, 1, 2].every((c) => a1.data[c] === b.data[c]) && a1.width === b.width;
+    expect(sameBackground).toBe(false);
+    for (const [name, fn] of Object.entries(TRAINING_SCENES)) {
+      const bg = fn(64, 48, seededRandom(name.length));
+      expect(bg).toHaveLength(64 * 48 * 3);
+      // Not a flat colour, not blank.
+      expect(new Set(bg).size, name).toBeGreaterThan(8);
+    }
+  });
+
+  it('GIVEN a scene variant THEN it has its own cache key and its input differs from the studio shot', async () => {
+    const raw = await shoe();
+    const spec = { trim: false, flipAverage: false, l2: true, normalise: true };
+    expect(prepKey({ ...variantOf(spec, false), scene: 2 })).toBe(`vprep-1+norm2+scene${SCENE_VERSION}.2`);
+    const studio = await prepareInput(raw, 48, variantOf(spec, false));
+    const scene = await prepareInput(raw, 48, { ...variantOf(spec, false), scene: 2 });
+    expect(scene).toHaveLength(48 * 48 * 3);
+    expect(scene).toEqual(await prepareInput(raw, 48, { ...variantOf(spec, false), scene: 2 }));
+    expect(scene).not.toEqual(studio);
+
+    // embedItems with a scene seed caches under the scene key, separately from the plain view.
+    const seen: Float32Array[] = [];
+    const backbone = {
+      name: 'probe',
+      inputSize: 48,
+      embedImages: async (inputs: readonly Float32Array[]) => inputs.map((x) => (seen.push(x), Float32Array.from([x[0]!, x[x.length - 1]!]))),
+    } as unknown as Backbone;
+    const store = await openStore({ url: ':memory:' });
+    try {
+      const items = [{ sha256: 'a'.repeat(64), load: async () => raw }];
+      const [v] = await embedItems(backbone, items, spec, { store, scene: 2 });
+      expect(seen[0]).toEqual(scene);
+      const cached = await store.embeddings.getMany(['a'.repeat(64)], 'probe', `vprep-1+norm2+scene${SCENE_VERSION}.2`);
+      expect(cached.get('a'.repeat(64))).toEqual(v);
+      expect((await store.embeddings.getMany(['a'.repeat(64)], 'probe', 'vprep-1+norm2')).size).toBe(0);
+      await embedItems(backbone, items, spec, { store, scene: 2 });
+      expect(seen).toHaveLength(1); // the second call is served from the cache
+    } finally {
+      await store.close();
+    }
+  });
+});
