@@ -122,8 +122,9 @@ export function borderMatte(rgb: Uint8Array, w: number, h: number): Uint8Array {
 }
 
 /**
- * Darkens the background under the shoe's lower edge: a blurred, flattened copy of its silhouette, as a
- * shoe standing on a floor casts. Real floor photos have one; without it the pasted shoe floats.
+ * Darkens the background along the shoe's lower edge: per column, a band centred on the lowest shoe pixel
+ * nearby (so it spreads a little past the toe and heel), fading with distance — the contact shadow of a shoe
+ * standing on a floor. Real floor photos have one; without it the pasted shoe floats.
  */
 function castShadow(bg: Uint8Array, W: number, H: number, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number, strength: number): void {
   // Per column: the lowest shoe pixel. The shadow is an ellipse-ish band just below it, fading with distance.

@@ -5,6 +5,8 @@
  * - contain on white at the backbone's input size (no stretching: silhouettes keep their proportions);
  * - flip-average: embed the image and its mirror and average — left- and right-pointing shoes give the same
  *   vector, which removes the orientation cue one source (all shoes pointing left) otherwise leaks.
+ * Training-only views (never served): augmented copies (crop/colour/background jitter) and scene composites
+ * (the shoe pasted onto a generated floor, fabric, room or clutter first: composite.ts).
  * Embeddings are cached in the store per (image sha256, backbone, prep key), so a re-run embeds nothing twice.
  */
 import sharp, { type Sharp } from 'sharp';
