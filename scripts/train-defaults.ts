@@ -100,7 +100,8 @@ const backbone = await loadBackbone(backboneName);
 const items = await loadLabelledItems(source, (file, why) => log(`skip ${file}: ${why}`));
 log(`${items.length} labelled images decoded`);
 
-const embedItemsOf = asEmbedItems;
+// Every embedding below is of all labelled items (read from disk only when not cached).
+const embedList = asEmbedItems(items);
 
 /** Embeddings of every item under a spec (cached per variant in the store). */
 async function embedAll(spec: FeatureSpec, onlyCached = false): Promise<Float32Array[] | undefined> {
@@ -111,7 +112,7 @@ async function embedAll(spec: FeatureSpec, onlyCached = false): Promise<Float32A
     }
   }
   let last = 0;
-  return embedItems(backbone, embedItemsOf(items), spec, {
+  return embedItems(backbone, embedList, spec, {
     store,
     onProgress: (done, total) => {
       if (done - last >= 50 || done === total) {
@@ -131,7 +132,7 @@ if (flipAugment) {
   // The mirrored variant is cached like any other; embedding with flip-averaging fills it if missing.
   const key = prepKey(variantOf(features, true));
   if ((await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key)).size < items.length) {
-    await embedItems(backbone, embedItemsOf(items), { ...features, flipAverage: true }, { store });
+    await embedItems(backbone, embedList, { ...features, flipAverage: true }, { store });
   }
   const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key);
   xFlip = items.map((i) => flipped.get(i.sha)!);
@@ -151,7 +152,7 @@ const taskAugment: Readonly<Record<Task, number>> = { hype: copiesArg('hype-augm
 const augmentCopies = Math.max(copiesArg('augment'), taskAugment.hype, taskAugment.brand);
 const xAug: Float32Array[][] = [];
 for (let copy = 0; copy < augmentCopies; copy++) {
-  const view = await embedAugmentedCopy(backbone, embedItemsOf(items), features, copy, { store });
+  const view = await embedAugmentedCopy(backbone, embedList, features, copy, { store });
   xAug.push(view);
   log(`augmented copy ${copy + 1}/${augmentCopies} embedded`);
 }
@@ -167,7 +168,7 @@ const xScene: Float32Array[][] = [];
 for (let copy = 0; copy < sceneCopies; copy++) {
   let last = 0;
   xScene.push(
-    await embedItems(backbone, embedItemsOf(items), { ...features, flipAverage: false }, {
+    await embedItems(backbone, embedList, { ...features, flipAverage: false }, {
       store,
       scene: copy,
       mirror: copy % 2 === 1,
@@ -188,8 +189,8 @@ for (const t of mixTrim) if (t !== 'hype' && t !== 'brand') throw new Error(`--m
 const xTrim: Float32Array[][] = [];
 if (mixTrim.size > 0) {
   const trimSpec: FeatureSpec = { trim: true, flipAverage: false, l2: features.l2 };
-  xTrim.push(await embedItems(backbone, embedItemsOf(items), trimSpec, { store }));
-  xTrim.push(await embedItems(backbone, embedItemsOf(items), trimSpec, { store, mirror: true }));
+  xTrim.push(await embedItems(backbone, embedList, trimSpec, { store }));
+  xTrim.push(await embedItems(backbone, embedList, trimSpec, { store, mirror: true }));
   log('trimmed views embedded');
 }
 /** Extra training views of every item (mirror, augmented copies): extra rows with the same label and group. */
