@@ -16,9 +16,12 @@
  *   serving pipeline).
  * After `+`, extra training views as `train:defaults` makes them (served and scored with the base pipeline):
  * `+trim` the trimmed contain-on-white views and their mirrors (`--mix-trim`), `+aug` one augmented copy
- * (`--augment 1`), `+scene` `--scene-copies` scene composites (`--scene-augment N`). The training scenes
+ * (`--augment 1`), `+scene` `--scene-copies` scene composites (`--scene-augment N`; `+rem`: normalised keeping
+ * floor remnants, `--remnant-scenes`). The training scenes
  * (plugins/vision/lib/composite.ts) are not this test's backgrounds, so it measures unseen backgrounds.
- * E.g. the shipped brand head is `study-noorient+trim+aug`. `--tasks hype,brand` restricts the tasks.
+ * E.g. the shipped brand head is `study-noorient+trim+aug+scene` (`--scene-copies 2`). `--tasks hype,brand`
+ * restricts the tasks; `--kinds grey,floor,busy` picks the backgrounds (also a training scene's name, e.g.
+ * `carpet,tiles,fabric`: held-out photos on a kind of background the heads have seen, marked `(seen)`).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -35,7 +38,7 @@ import { seededRandom } from '../engine/random.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
-import { pasteShoe, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
+import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
@@ -56,6 +59,7 @@ const { values: args } = parseArgs({
     samples: { type: 'string' },
     limit: { type: 'string' },
     tasks: { type: 'string', default: 'hype,brand' },
+    kinds: { type: 'string', default: 'grey,floor,busy' },
   },
 });
 if (!args.data) {
@@ -77,19 +81,25 @@ const BASES: Readonly<Record<Base, FeatureSpec>> = {
   'study-noorient': { trim: false, flipAverage: false, l2: true, normalise: true, orient: false },
 };
 /** Extra training views a pipeline name may add after `+`: the `train:defaults` options of the same name. */
-type Extra = 'trim' | 'aug' | 'scene';
-const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene'];
+type Extra = 'trim' | 'aug' | 'scene' | 'rem';
+const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem'];
 /** `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. */
 function parsePipeline(name: string): { base: Base; extras: Set<Extra> } {
   const [base, ...extras] = name.split('+');
   if (!(base! in BASES)) throw new Error(`unknown pipeline ${name}: the part before + is one of ${Object.keys(BASES).join(', ')}`);
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
+  if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   return { base: base as Base, extras: new Set(extras as Extra[]) };
 }
 const pipelines = args.pipelines!.split(',');
 pipelines.forEach(parsePipeline);
-const KINDS = ['clean', 'grey', 'floor', 'busy'] as const;
-type Kind = (typeof KINDS)[number];
+// Backgrounds to paste the held-out shoes on: the shift test's own (never trained on), or — marked `seen` in
+// the table — a training scene type (held-out photos on a kind of background the heads have seen).
+const BACKGROUNDS: Readonly<Record<string, BackgroundFn>> = { ...SHIFT_BACKGROUNDS, ...TRAINING_SCENES };
+const KINDS = ['clean', ...args.kinds!.split(',')];
+for (const k of KINDS.slice(1)) if (!(k in BACKGROUNDS)) throw new Error(`unknown --kinds ${k}: one of ${Object.keys(BACKGROUNDS).join(', ')}`);
+type Kind = string;
+const kindLabel = (k: string): string => (k in TRAINING_SCENES ? `${k} (seen)` : k);
 
 const source = await readLabelledSource(args.data);
 mkdirSync(path.dirname(path.resolve(args.cache!)), { recursive: true });
@@ -117,51 +127,11 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
   if (extras.has('scene')) {
     for (let copy = 0; copy < sceneCopies; copy++) {
       log(`${name}: scene copy ${copy + 1}/${sceneCopies}`);
-      views.push(await embedItems(backbone, embedList, spec, { store, scene: copy, mirror: copy % 2 === 1 }));
+      views.push(await embedItems(backbone, embedList, spec, { store, scene: copy, mirror: copy % 2 === 1, remnants: extras.has('rem') }));
     }
   }
   return views;
 }
-
-// The shift test's own backgrounds. None of them is among the training scenes (plugins/vision/lib/composite.ts).
-const BACKGROUNDS: Readonly<Record<Exclude<Kind, 'clean'>, BackgroundFn>> = {
-  grey: (w, h, random) => {
-    const out = new Uint8Array(w * h * 3);
-    const g = 90 + random() * 110;
-    const tint = [g + (random() - 0.5) * 20, g + (random() - 0.5) * 20, g + (random() - 0.5) * 20];
-    for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.max(0, Math.min(255, tint[c]! + (random() - 0.5) * 10));
-    return out;
-  },
-  floor: (w, h, random) => {
-    // A lit floor: vertical brightness gradient, a base colour (wood/concrete/tile) and grain.
-    const out = new Uint8Array(w * h * 3);
-    const base = [100 + random() * 100, 80 + random() * 90, 60 + random() * 90];
-    const freq = 0.05 + random() * 0.2;
-    for (let y = 0; y < h; y++) {
-      const light = 0.7 + 0.5 * (y / h);
-      for (let x = 0; x < w; x++) {
-        const grain = Math.sin((x + y * 0.3) * freq) * 12 + (random() - 0.5) * 24;
-        for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = Math.max(0, Math.min(255, base[c]! * light + grain));
-      }
-    }
-    return out;
-  },
-  busy: (w, h, random) => {
-    // Overlapping coloured blocks (shelves, boxes, clothes) over a mid-grey, plus noise.
-    const out = new Uint8Array(w * h * 3).fill(120);
-    const blocks = 12 + Math.floor(random() * 20);
-    for (let b = 0; b < blocks; b++) {
-      const bw = Math.floor(w * (0.1 + random() * 0.4));
-      const bh = Math.floor(h * (0.1 + random() * 0.4));
-      const x0 = Math.floor(random() * (w - bw));
-      const y0 = Math.floor(random() * (h - bh));
-      const col = [random() * 255, random() * 255, random() * 255];
-      for (let y = y0; y < y0 + bh; y++) for (let x = x0; x < x0 + bw; x++) for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = col[c]!;
-    }
-    for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, out[i]! + (random() - 0.5) * 30));
-    return out;
-  },
-};
 
 interface Row {
   readonly task: Task;
@@ -187,8 +157,8 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   const tests = new Map<Kind, RawImage[]>();
   const clean = await Promise.all(test.map(rawOf));
   tests.set('clean', clean);
-  for (const kind of KINDS.slice(1) as Exclude<Kind, 'clean'>[]) {
-    tests.set(kind, await Promise.all(clean.map((raw, i) => pasteShoe(raw, BACKGROUNDS[kind], seededRandom(seed * 1000 + i * 7 + kind.length)))));
+  for (const kind of KINDS.slice(1)) {
+    tests.set(kind, await Promise.all(clean.map((raw, i) => pasteShoe(raw, BACKGROUNDS[kind]!, seededRandom(seed * 1000 + i * 7 + kind.length)))));
   }
   if (args.samples && task === 'hype') {
     // A contact sheet of the shifted copies (never of the originals: dev images are not redistributed).
@@ -234,7 +204,7 @@ if (args.json) {
   console.log(JSON.stringify({ backbone: backbone.name, seed, rows }, null, 2));
 } else {
   console.log(`\nBackbone ${backbone.name}, seed ${seed}. Each cell: accuracy / macro-F1 on the held-out side.\n`);
-  console.log(`| task | pipeline | ${KINDS.join(' | ')} |`);
+  console.log(`| task | pipeline | ${KINDS.map(kindLabel).join(' | ')} |`);
   console.log(`|---|---|${KINDS.map(() => '---').join('|')}|`);
   for (const task of ['hype', 'brand'] as const) {
     for (const p of pipelines) {

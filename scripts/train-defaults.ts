@@ -10,8 +10,9 @@
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
  * `--trim`, `--flip-augment`, `--augment N` / `--hype-augment N` / `--brand-augment N` (crop/colour/background
  * jittered copies as extra training rows), `--scene-augment N` / `--hype-scene-augment N` /
- * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--source-balanced` (sources weigh the
- * same within a class).
+ * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--remnant-scenes <tasks>` (those tasks'
+ * scene copies keep patches of floor around the shoe), `--source-balanced` (sources weigh the same within a
+ * class).
  * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
  *
  * Heavy: run it with `nice -n 10` on shared machines.
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     'scene-augment': { type: 'string', default: '0' },
     'hype-scene-augment': { type: 'string' },
     'brand-scene-augment': { type: 'string' },
+    'remnant-scenes': { type: 'string' },
     head: { type: 'string', default: 'linear' },
     'hype-head': { type: 'string' },
     'brand-head': { type: 'string' },
@@ -63,7 +65,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -163,23 +165,36 @@ for (let copy = 0; copy < augmentCopies; copy++) {
 // every second copy is mirrored. The shift test (scripts/eval-shift.ts) uses other backgrounds, so it still
 // measures scenes the heads never saw.
 const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene-augment'), brand: copiesArg('brand-scene-augment') };
+// --remnant-scenes <tasks> (e.g. `brand`): those tasks' scene copies are normalised with the flood fill on any
+// near-uniform border (normaliser v2's rule), which leaves patches of a patterned floor around the shoe. Serving
+// keeps the v3 normaliser; the remnants are an augmentation (measured in assets/models/README.md: the brand
+// head transfers better across sources when it learns from them).
+const remnantScenes = new Set((args['remnant-scenes'] ?? '').split(',').map((t) => t.trim()).filter(Boolean));
+for (const t of remnantScenes) if (t !== 'hype' && t !== 'brand') throw new Error(`--remnant-scenes takes hype, brand or hype,brand; got ${t}`);
+const scenesNeeded = (remnants: boolean): number =>
+  Math.max(remnants ? 0 : copiesArg('scene-augment'), ...(['hype', 'brand'] as const).filter((t) => remnantScenes.has(t) === remnants).map((t) => taskScenes[t]));
 const sceneCopies = Math.max(copiesArg('scene-augment'), taskScenes.hype, taskScenes.brand);
-const xScene: Float32Array[][] = [];
-for (let copy = 0; copy < sceneCopies; copy++) {
-  let last = 0;
-  xScene.push(
-    await embedItems(backbone, embedList, { ...features, flipAverage: false }, {
-      store,
-      scene: copy,
-      mirror: copy % 2 === 1,
-      onProgress: (done, total) => {
-        if (done - last >= 100 || done === total) {
-          last = done;
-          log(`scene copy ${copy + 1}/${sceneCopies}: ${done}/${total}`);
-        }
-      },
-    }),
-  );
+/** Scene copies per kind: [plain v3 normalisation, remnants]. */
+const xScenes: [Float32Array[][], Float32Array[][]] = [[], []];
+for (const remnants of [false, true]) {
+  const n = scenesNeeded(remnants);
+  for (let copy = 0; copy < n; copy++) {
+    let last = 0;
+    xScenes[remnants ? 1 : 0].push(
+      await embedItems(backbone, embedList, { ...features, flipAverage: false }, {
+        store,
+        scene: copy,
+        mirror: copy % 2 === 1,
+        remnants,
+        onProgress: (done, total) => {
+          if (done - last >= 100 || done === total) {
+            last = done;
+            log(`scene copy ${copy + 1}/${n}${remnants ? ' (remnants)' : ''}: ${done}/${total}`);
+          }
+        },
+      }),
+    );
+  }
 }
 // --mix-trim <tasks> (with --normalise; e.g. `--mix-trim brand`): the trimmed, contain-on-white view of every
 // image and its mirror as extra training rows of those tasks' heads. Two framings of the same photo teach the
@@ -197,7 +212,7 @@ if (mixTrim.size > 0) {
 const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
   ...(xFlip ? [xFlip] : []),
   ...xAug.slice(0, taskAugment[task]),
-  ...xScene.slice(0, taskScenes[task]),
+  ...xScenes[remnantScenes.has(task) ? 1 : 0].slice(0, taskScenes[task]),
   ...(mixTrim.has(task) ? xTrim : []),
 ];
 const sourceBalanced = args['source-balanced']!;
@@ -249,7 +264,7 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
       x: xs,
       y: rows.map((i) => items[i]!.row[task]!),
       ...(sourceBalanced ? { sampleWeight: sourceWeights(task, rows) } : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], sourceBalanced },
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced },
     },
     opts,
   );
@@ -424,6 +439,7 @@ const metrics = {
   flipAugment,
   augmentCopies: taskAugment,
   sceneCopies: taskScenes,
+  remnantScenes: [...remnantScenes],
   mixTrim: [...mixTrim],
   sourceBalanced,
   seed,
@@ -477,6 +493,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();

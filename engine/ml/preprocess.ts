@@ -1,9 +1,10 @@
 /**
  * The study's image pipeline, used identically at training and at inference:
  *
- * 1. **Background**: estimate the border colour; when the border is near-uniform (product shots, a floor, a
- *    wall), flood-fill the background from the border, find the object's bounding box, and paint the
- *    background white. Busy backgrounds are left alone.
+ * 1. **Background**: estimate the border colour; when the border is near-uniform and light (a studio
+ *    backdrop), flood-fill the background from the border; otherwise (busy, or a darker near-uniform border
+ *    such as a carpet, a rug or a table top) segment with GrabCut. Then find the object's bounding box and
+ *    paint the background white. With `segment: false` non-studio backgrounds are left alone.
  * 2. **Orientation** (Sneaker-ML): grayscale → Canny edges → probabilistic Hough lines; the length-weighted
  *    sign of the sloped lines tells which way the toe line runs. Combined with the silhouette's height
  *    profile (a side-view sneaker is tall at the heel collar and low at the toe) when a mask exists. The
@@ -18,7 +19,7 @@ import { getCv, withMats, type Cv } from './opencv.ts';
 import type { Box, ModelInput, RawImage } from './types.ts';
 
 /** Version of the preprocessing behaviour (part of every embedding cache key). */
-export const PREP_VERSION = 2;
+export const PREP_VERSION = 3;
 
 /** Options of {@link preprocess}. */
 export interface PreprocessOptions {
@@ -33,6 +34,12 @@ export interface PreprocessOptions {
    * background (default true). Off: busy photos are only padded to a square.
    */
   readonly segment?: boolean;
+  /**
+   * Flood-fill ANY near-uniform border, not only a light one (normaliser v2's rule; default false). Training
+   * only: on a patterned floor it leaves patches of floor around the shoe, and heads that learn from such
+   * "remnant" crops of scene composites transfer better across sources (assets/models/README.md).
+   */
+  readonly floodAnyUniform?: boolean;
 }
 
 /** How the background was handled (see {@link PreprocessResult.background}). */
@@ -85,8 +92,9 @@ export interface PreprocessResult extends ModelInput {
   /** The square region of the original (may extend past its edges) that maps onto the output, before mirroring. */
   readonly crop: Box;
   /**
-   * `uniform`: near-uniform border, background flood-filled, whitened and cropped; `segmented`: busy border,
-   * object found by GrabCut, background whitened and cropped; `busy`: left as is.
+   * `uniform`: near-uniform light border (a studio backdrop), background flood-filled, whitened and cropped;
+   * `segmented`: any other border, object found by GrabCut, background whitened and cropped; `busy`: left as
+   * is (segmentation off or implausible).
    */
   readonly background: BackgroundKind;
   /** The estimated background colour (median of the border). */
@@ -96,13 +104,18 @@ export interface PreprocessResult extends ModelInput {
 /** The string to key caches with: version plus the options that change the output. */
 export function prepCacheKey(opts: PreprocessOptions): string {
   const flag = (v: boolean | undefined): number => (v === false ? 0 : 1);
-  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}`;
+  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}`;
 }
 
 // Tunables, chosen on generated silhouettes and checked on the dev set (see the ml-runtime report).
 const ANALYSIS_SIDE = 256; // analysis runs on a copy whose longest side is at most this
 const BORDER_TOLERANCE = 32; // max per-channel difference from the border colour to count as background
 const UNIFORM_FRACTION = 0.8; // share of border pixels near the median for the border to be "uniform"
+// Darkest channel of the border's median colour for a uniform border to count as a studio backdrop. Below it
+// (a carpet, a rug, tiles, a table) the border often passes the uniformity test while the floor holds
+// patches of other colours that the flood fill keeps as "object" (box IoU 0.44 on carpet composites, 0.96 with
+// GrabCut: scripts/eval-segment.ts), so GrabCut handles it. Augmentation tints (200–255) stay studio.
+const STUDIO_MIN_LEVEL = 180;
 const MIN_OBJECT_FRACTION = 0.005; // smaller foregrounds are noise: treat as "no object"
 const CROP_MARGIN = 0.06; // margin around the object, as a share of its longer side
 const SLOPE_MIN_DEG = 8; // lines flatter than this are soles/horizons, not the toe line
@@ -134,7 +147,7 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
     const src = track(new cv.Mat(height, width, cv.CV_8UC3));
     src.data.set(rgb);
 
-    const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace);
+    const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true);
     const { scale, aw, ah, background, orientation, border } = a;
     const smallBox = a.box;
     const mirrored = opts.orient !== false && orientation.toe === 'left';
@@ -214,6 +227,7 @@ function analyse(
   segment: boolean,
   useUniformMask: boolean,
   trace?: OrientationTrace,
+  floodAnyUniform = false,
 ): Analysis {
   const scale = Math.min(1, ANALYSIS_SIDE / Math.max(width, height));
   const aw = Math.max(1, Math.round(width * scale));
@@ -223,7 +237,8 @@ function analyse(
   else src.copyTo(small);
 
   const border = borderStats(small.data, aw, ah);
-  let kind: BackgroundKind = border.uniformFraction >= UNIFORM_FRACTION ? 'uniform' : 'busy';
+  const studio = border.uniformFraction >= UNIFORM_FRACTION && (floodAnyUniform || Math.min(...border.color) >= STUDIO_MIN_LEVEL);
+  let kind: BackgroundKind = studio ? 'uniform' : 'busy';
   let background: Uint8Array | null = null;
   if (kind === 'uniform' && useUniformMask) background = floodBackground(small.data, aw, ah, border.color);
   if (kind === 'busy' && segment) {

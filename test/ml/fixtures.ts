@@ -21,6 +21,11 @@ export interface ShoeOptions {
   readonly background?: string;
   /** Draw a busy floor instead (wooden planks of varying colour, with scattered blobs). */
   readonly busy?: boolean;
+  /**
+   * Blotches of this second colour on the background (a patterned rug or a stained carpet): most of the border
+   * keeps the background colour, so it looks uniform, but the floor is not.
+   */
+  readonly blotches?: string;
 }
 
 /**
@@ -46,6 +51,19 @@ export function drawShoe(opts: ShoeOptions): RawImage {
       ctx.fillStyle = `hsla(${floor() * 360}, 50%, ${20 + floor() * 60}%, 0.6)`;
       ctx.beginPath();
       ctx.ellipse(floor() * width, floor() * height, 3 + floor() * 12, 3 + floor() * 8, floor() * 3, 0, Math.PI * 2);
+      ctx.fill();
+    }
+  }
+  if (opts.blotches !== undefined) {
+    const floor = rng(opts.seed + 2000);
+    ctx.fillStyle = opts.blotches;
+    for (let i = 0; i < 8; i++) {
+      const rx = width * (0.06 + floor() * 0.06);
+      const ry = height * (0.06 + floor() * 0.06);
+      const cx = floor() * width;
+      const cy = floor() * height;
+      ctx.beginPath();
+      ctx.ellipse(cx, cy, rx, ry, 0, 0, Math.PI * 2);
       ctx.fill();
     }
   }

@@ -1,10 +1,11 @@
 import { describe, it, expect } from 'vitest';
-import { borderMatte, pasteShoe, sceneComposite, TRAINING_SCENES, type BackgroundFn } from '../../plugins/vision/lib/composite.ts';
+import { borderMatte, pasteShoe, pasteShoePlaced, SHIFT_BACKGROUNDS, sceneComposite, TRAINING_SCENES, type BackgroundFn } from '../../plugins/vision/lib/composite.ts';
 import { embedItems, prepareInput, prepKey, SCENE_VERSION, variantOf } from '../../plugins/vision/lib/features.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { seededRandom } from '../../engine/random.ts';
 import { openStore } from '../../engine/store/index.ts';
 import type { Backbone } from '../../engine/ml/backbones.ts';
+import { PREP_VERSION } from '../../engine/ml/preprocess.ts';
 import type { RawImage } from '../../engine/ml/types.ts';
 import { drawShoe } from './fixtures.ts';
 
@@ -37,6 +38,34 @@ describe('scene compositing', () => {
     expect(matte[4 * w + 4]).toBe(0); // white, but enclosed by the ring
     expect(matte[2 * w + 2]).toBe(0); // the ring itself
     expect([...matte].filter((v) => v === 1)).toHaveLength(w * h - 25);
+  });
+
+  it('GIVEN pasteShoePlaced THEN its box is exactly where the background was painted over (the ground truth of eval-segment)', async () => {
+    const raw = await shoe();
+    for (const seed of [1, 2, 3]) {
+      const bg = [20, 160, 40] as const;
+      const { image, box } = await pasteShoePlaced(raw, solid([...bg]), seededRandom(seed), { width: 200, height: 150 });
+      // The box of every pixel that is no longer background colour.
+      let x0 = Infinity;
+      let y0 = Infinity;
+      let x1 = -1;
+      let y1 = -1;
+      for (let y = 0; y < image.height; y++) {
+        for (let x = 0; x < image.width; x++) {
+          const p = (y * image.width + x) * 3;
+          if (image.data[p] === bg[0] && image.data[p + 1] === bg[1] && image.data[p + 2] === bg[2]) continue;
+          x0 = Math.min(x0, x);
+          y0 = Math.min(y0, y);
+          x1 = Math.max(x1, x + 1);
+          y1 = Math.max(y1, y + 1);
+        }
+      }
+      expect(box).toEqual({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+      // Same random stream, same picture as pasteShoe.
+      expect(Buffer.from((await pasteShoe(raw, solid([...bg]), seededRandom(seed), { width: 200, height: 150 })).data).equals(Buffer.from(image.data))).toBe(true);
+    }
+    // The shift test's backgrounds are not training scenes.
+    for (const name of Object.keys(SHIFT_BACKGROUNDS)) expect(Object.keys(TRAINING_SCENES)).not.toContain(name);
   });
 
   it('GIVEN a studio shot THEN the shoe lands on the background, smaller, its white surroundings replaced', async () => {
@@ -89,7 +118,7 @@ describe('scene compositing', () => {
   it('GIVEN a scene variant THEN it has its own cache key and its input differs from the studio shot', async () => {
     const raw = await shoe();
     const spec = { trim: false, flipAverage: false, l2: true, normalise: true };
-    expect(prepKey({ ...variantOf(spec, false), scene: 2 })).toBe(`vprep-1+norm2+scene${SCENE_VERSION}.2`);
+    expect(prepKey({ ...variantOf(spec, false), scene: 2 })).toBe(`vprep-1+norm${PREP_VERSION}+scene${SCENE_VERSION}.2`);
     const studio = await prepareInput(raw, 48, variantOf(spec, false));
     const scene = await prepareInput(raw, 48, { ...variantOf(spec, false), scene: 2 });
     expect(scene).toHaveLength(48 * 48 * 3);
@@ -108,11 +137,16 @@ describe('scene compositing', () => {
       const items = [{ sha256: 'a'.repeat(64), load: async () => raw }];
       const [v] = await embedItems(backbone, items, spec, { store, scene: 2 });
       expect(seen[0]).toEqual(scene);
-      const cached = await store.embeddings.getMany(['a'.repeat(64)], 'probe', `vprep-1+norm2+scene${SCENE_VERSION}.2`);
+      const cached = await store.embeddings.getMany(['a'.repeat(64)], 'probe', `vprep-1+norm${PREP_VERSION}+scene${SCENE_VERSION}.2`);
       expect(cached.get('a'.repeat(64))).toEqual(v);
-      expect((await store.embeddings.getMany(['a'.repeat(64)], 'probe', 'vprep-1+norm2')).size).toBe(0);
+      expect((await store.embeddings.getMany(['a'.repeat(64)], 'probe', `vprep-1+norm${PREP_VERSION}`)).size).toBe(0);
       await embedItems(backbone, items, spec, { store, scene: 2 });
       expect(seen).toHaveLength(1); // the second call is served from the cache
+      // Floor remnants (training-only normalisation) are another view: their own key, embedded anew.
+      await embedItems(backbone, items, spec, { store, scene: 2, remnants: true });
+      expect(seen).toHaveLength(2);
+      expect(seen[1]).toEqual(await prepareInput(raw, 48, { ...variantOf(spec, false), scene: 2, remnants: true }));
+      expect((await store.embeddings.getMany(['a'.repeat(64)], 'probe', `vprep-1+norm${PREP_VERSION}+rem+scene${SCENE_VERSION}.2`)).size).toBe(1);
     } finally {
       await store.close();
     }

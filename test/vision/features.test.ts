@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { prepareInput, prepareInputPlaced, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
+import { PREP_VERSION } from '../../engine/ml/preprocess.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { drawShoe } from './fixtures.ts';
 
@@ -60,7 +61,7 @@ describe('vision feature pipeline', () => {
     const orientedLeft = await prepareInput(onGrey.raw, 64, variantOf(spec, false));
     const orientedRight = await prepareInput(right.raw, 64, variantOf(spec, false));
     expect(meanAbsDiff(orientedLeft, orientedRight)).toBeLessThan(0.02);
-    expect(prepKey(variantOf(spec, true))).toBe('vprep-1+norm2o+flip');
+    expect(prepKey(variantOf(spec, true))).toBe(`vprep-1+norm${PREP_VERSION}o+flip`);
     // Explanations get the crop and mirroring, to draw heatmaps back onto the photo.
     const placed = await prepareInputPlaced(onGrey.raw, 64, variantOf(spec, false));
     expect(placed.input).toEqual(orientedLeft);

@@ -10,7 +10,7 @@
  *   measures generalisation to backgrounds the heads never saw.
  */
 import sharp from 'sharp';
-import type { RawImage } from '../../../engine/ml/types.ts';
+import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import { seededRandom } from '../../../engine/random.ts';
 
 /** A generator of `w`×`h` RGB backgrounds from a random stream. */
@@ -39,6 +39,19 @@ const clamp255 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
  * (flood fill), so white parts inside the shoe (soles, panels) stay.
  */
 export async function pasteShoe(raw: RawImage, background: BackgroundFn, random: () => number, opts: PasteOptions = {}): Promise<RawImage> {
+  return (await pasteShoePlaced(raw, background, random, opts)).image;
+}
+
+/**
+ * {@link pasteShoe}, also returning where the (main) shoe landed: the box of its matted pixels in the frame,
+ * the ground truth for measuring how well the normaliser finds it (scripts/eval-segment.ts).
+ */
+export async function pasteShoePlaced(
+  raw: RawImage,
+  background: BackgroundFn,
+  random: () => number,
+  opts: PasteOptions = {},
+): Promise<{ image: RawImage; box: Box }> {
   const W = opts.width ?? 320;
   const H = opts.height ?? 240;
   const [lo, hi] = opts.scale ?? [0.45, 0.75];
@@ -71,7 +84,28 @@ export async function pasteShoe(raw: RawImage, background: BackgroundFn, random:
   }
   if (opts.shadow) castShadow(bg, W, H, outside, sw, sh, ox, oy, 0.25 + random() * 0.35);
   blit(bg, W, H, small, outside, sw, sh, ox, oy);
-  return { data: bg, width: W, height: H, channels: 3 };
+  return { image: { data: bg, width: W, height: H, channels: 3 }, box: matteBox(outside, sw, sh, ox, oy, W, H) };
+}
+
+/** The frame box of the shoe pixels (matte 0) of a `sw`×`sh` patch drawn at (ox, oy), clipped to the frame. */
+function matteBox(outside: Uint8Array, sw: number, sh: number, ox: number, oy: number, W: number, H: number): Box {
+  let x0 = Infinity;
+  let y0 = Infinity;
+  let x1 = -Infinity;
+  let y1 = -Infinity;
+  for (let y = 0; y < sh; y++) {
+    for (let x = 0; x < sw; x++) {
+      if (outside[y * sw + x]) continue;
+      x0 = Math.min(x0, x);
+      x1 = Math.max(x1, x + 1);
+      y0 = Math.min(y0, y);
+      y1 = Math.max(y1, y + 1);
+    }
+  }
+  if (x1 < 0) return { x: ox, y: oy, width: 0, height: 0 };
+  const left = Math.max(0, ox + x0);
+  const top = Math.max(0, oy + y0);
+  return { x: left, y: top, width: Math.max(0, Math.min(W, ox + x1) - left), height: Math.max(0, Math.min(H, oy + y1) - top) };
 }
 
 /**
@@ -301,6 +335,53 @@ export const TRAINING_SCENES = {
 
 /** The names of the training scenes. */
 export type SceneName = keyof typeof TRAINING_SCENES;
+
+/**
+ * The background-shift test's own backgrounds (scripts/eval-shift.ts, scripts/eval-segment.ts): a plain grey
+ * wall, a lit floor with grain, a busy shelf of coloured blocks. Never used for training (the
+ * {@link TRAINING_SCENES} deliberately exclude them), so that test measures backgrounds the heads never saw.
+ */
+export const SHIFT_BACKGROUNDS = {
+  grey: (w, h, random) => {
+    const out = new Uint8Array(w * h * 3);
+    const g = 90 + random() * 110;
+    const tint = [g + (random() - 0.5) * 20, g + (random() - 0.5) * 20, g + (random() - 0.5) * 20];
+    for (let i = 0; i < w * h; i++) for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.max(0, Math.min(255, tint[c]! + (random() - 0.5) * 10));
+    return out;
+  },
+  floor: (w, h, random) => {
+    // A lit floor: vertical brightness gradient, a base colour (wood/concrete/tile) and grain.
+    const out = new Uint8Array(w * h * 3);
+    const base = [100 + random() * 100, 80 + random() * 90, 60 + random() * 90];
+    const freq = 0.05 + random() * 0.2;
+    for (let y = 0; y < h; y++) {
+      const light = 0.7 + 0.5 * (y / h);
+      for (let x = 0; x < w; x++) {
+        const grain = Math.sin((x + y * 0.3) * freq) * 12 + (random() - 0.5) * 24;
+        for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = Math.max(0, Math.min(255, base[c]! * light + grain));
+      }
+    }
+    return out;
+  },
+  busy: (w, h, random) => {
+    // Overlapping coloured blocks (shelves, boxes, clothes) over a mid-grey, plus noise.
+    const out = new Uint8Array(w * h * 3).fill(120);
+    const blocks = 12 + Math.floor(random() * 20);
+    for (let b = 0; b < blocks; b++) {
+      const bw = Math.floor(w * (0.1 + random() * 0.4));
+      const bh = Math.floor(h * (0.1 + random() * 0.4));
+      const x0 = Math.floor(random() * (w - bw));
+      const y0 = Math.floor(random() * (h - bh));
+      const col = [random() * 255, random() * 255, random() * 255];
+      for (let y = y0; y < y0 + bh; y++) for (let x = x0; x < x0 + bw; x++) for (let c = 0; c < 3; c++) out[(y * w + x) * 3 + c] = col[c]!;
+    }
+    for (let i = 0; i < out.length; i++) out[i] = Math.max(0, Math.min(255, out[i]! + (random() - 0.5) * 30));
+    return out;
+  },
+} satisfies Record<string, BackgroundFn>;
+
+/** The names of the shift test's backgrounds. */
+export type ShiftBackgroundName = keyof typeof SHIFT_BACKGROUNDS;
 
 /** A cheap content hash of pixels (FNV-1a over a stride), so each image gets its own scene from one seed. */
 function pixelSeed(data: ArrayLike<number>): number {

@@ -43,6 +43,11 @@ export interface PrepVariant {
    * as if photographed on a floor, a bed or a table; undefined = the photo as it is.
    */
   readonly scene?: number;
+  /**
+   * With `normalise` (training only): flood-fill any near-uniform border, as normaliser v2 did, so a scene
+   * composite keeps patches of its floor around the shoe (see `floodAnyUniform` in engine/ml/preprocess).
+   */
+  readonly remnants?: boolean;
 }
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
@@ -50,9 +55,14 @@ export function normaliseKey(v: { normalise?: boolean | undefined; orient?: bool
   return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}` : '';
 }
 
+/** The cache-key part of `remnants` (only meaningful with `normalise`). */
+function remnantsKey(v: PrepVariant): string {
+  return v.normalise && v.remnants ? '+rem' : '';
+}
+
 /** The embedding cache key of a variant, e.g. `vprep-1+trim+flip`. */
 export function prepKey(v: PrepVariant): string {
-  return `${VISION_PREP_VERSION}${normaliseKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}${v.scene !== undefined ? `+scene${SCENE_VERSION}.${v.scene}` : ''}`;
+  return `${VISION_PREP_VERSION}${normaliseKey(v)}${remnantsKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}${v.scene !== undefined ? `+scene${SCENE_VERSION}.${v.scene}` : ''}`;
 }
 
 /** The variant of a feature spec for the plain (or mirrored) image. */
@@ -137,7 +147,7 @@ export async function prepareInputPlaced(image: RawImage | Uint8Array, size: num
   }
   if (variant.normalise) {
     if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
-    const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true });
+    const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true, ...(variant.remnants ? { floodAnyUniform: true } : {}) });
     return { input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData, placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip } };
   }
   if (variant.trim) {
@@ -206,6 +216,8 @@ export interface EmbedItemsOptions {
   readonly mirror?: boolean;
   /** Scene seed: embed each image's shoe pasted onto a generated scene (see {@link PrepVariant.scene}). */
   readonly scene?: number;
+  /** With a normalised spec: flood-fill any near-uniform border (see {@link PrepVariant.remnants}). */
+  readonly remnants?: boolean;
   /** Images per forward pass (default 8). */
   readonly batchSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
@@ -218,7 +230,7 @@ export interface EmbedItemsOptions {
  */
 export async function embedItems(backbone: Backbone, items: readonly EmbedItem[], spec: FeatureSpec, opts: EmbedItemsOptions = {}): Promise<Float32Array[]> {
   const variants = (spec.flipAverage || !opts.mirror ? variantsOf(spec, opts.augment) : variantsOf(spec, opts.augment).map((v) => ({ ...v, flip: true }))).map((v) =>
-    opts.scene !== undefined ? { ...v, scene: opts.scene } : v,
+    ({ ...v, ...(opts.scene !== undefined ? { scene: opts.scene } : {}), ...(opts.remnants && v.normalise ? { remnants: true } : {}) }),
   );
   const perVariant: Float32Array[][] = [];
   const total = items.length * variants.length;
