@@ -11,6 +11,8 @@
  * (`uniform` flood fill, `segmented` GrabCut, `busy` untouched) and the time per photo. The clean photos are
  * counted too: on a studio shot every step should stay the exact flood fill.
  *
+ * `--flood-any-uniform` measures normaliser v2's rule (flood fill on any near-uniform border) for comparison.
+ *
  * Cheap (no backbone): about a minute for the default 40 photos × 8 backgrounds on 2 cores.
  */
 import { readFile } from 'node:fs/promises';
@@ -28,14 +30,17 @@ const { values: args } = parseArgs({
     n: { type: 'string', default: '40' },
     seed: { type: 'string', default: '42' },
     json: { type: 'boolean', default: false },
+    'flood-any-uniform': { type: 'boolean', default: false },
   },
 });
 if (!args.data) {
-  console.error('usage: npx tsx scripts/eval-segment.ts --data <manifest.csv|folder> [--n 40] [--seed 42] [--json]');
+  console.error('usage: npx tsx scripts/eval-segment.ts --data <manifest.csv|folder> [--n 40] [--seed 42] [--flood-any-uniform] [--json]');
   process.exit(2);
 }
 const n = Number(args.n);
 const seed = Number(args.seed);
+// Normaliser v2's rule (flood-fill any near-uniform border), for comparison.
+const floodAnyUniform = args['flood-any-uniform']!;
 if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer (got ${args.n})`);
 
 /** Intersection over union of two boxes. */
@@ -76,7 +81,7 @@ for (const [name, background] of backgrounds) {
   for (let i = 0; i < photos.length; i++) {
     const placed = background === null ? null : await pasteShoePlaced(photos[i]!, background, seededRandom(seed * 1000 + i * 7 + name.length));
     const t0 = performance.now();
-    const r = await preprocess(placed?.image ?? photos[i]!, { size: 64, orient: false });
+    const r = await preprocess(placed?.image ?? photos[i]!, { size: 64, orient: false, floodAnyUniform });
     ms += performance.now() - t0;
     handled[r.background] = (handled[r.background] ?? 0) + 1;
     if (placed !== null) ious.push(boxIou(r.bbox, placed.box));
@@ -93,9 +98,9 @@ for (const [name, background] of backgrounds) {
 }
 
 if (args.json) {
-  console.log(JSON.stringify({ prepVersion: PREP_VERSION, seed, rows: results }, null, 2));
+  console.log(JSON.stringify({ prepVersion: PREP_VERSION, floodAnyUniform, seed, rows: results }, null, 2));
 } else {
-  console.log(`\nNormaliser v${PREP_VERSION}, ${photos.length} photos, seed ${seed}. Box IoU of the found object against the pasted shoe.\n`);
+  console.log(`\nNormaliser v${PREP_VERSION}${floodAnyUniform ? ' with flood fill on any uniform border (v2 rule)' : ''}, ${photos.length} photos, seed ${seed}. Box IoU of the found object against the pasted shoe.\n`);
   console.log('| background | mean box IoU | IoU ≥ 0.7 | handled as | ms / photo |');
   console.log('|---|---|---|---|---|');
   for (const r of results) {

@@ -237,8 +237,8 @@ function analyse(
   else src.copyTo(small);
 
   const border = borderStats(small.data, aw, ah);
-  const studio = border.uniformFraction >= UNIFORM_FRACTION && (floodAnyUniform || Math.min(...border.color) >= STUDIO_MIN_LEVEL);
-  let kind: BackgroundKind = studio ? 'uniform' : 'busy';
+  const flood = border.uniformFraction >= UNIFORM_FRACTION && (floodAnyUniform || Math.min(...border.color) >= STUDIO_MIN_LEVEL);
+  let kind: BackgroundKind = flood ? 'uniform' : 'busy';
   let background: Uint8Array | null = null;
   if (kind === 'uniform' && useUniformMask) background = floodBackground(small.data, aw, ah, border.color);
   if (kind === 'busy' && segment) {
