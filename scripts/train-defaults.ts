@@ -169,8 +169,13 @@ const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene
 // near-uniform border (normaliser v2's rule), which leaves patches of a patterned floor around the shoe. Serving
 // keeps the v3 normaliser; the remnants are an augmentation (measured in assets/models/README.md: the brand
 // head transfers better across sources when it learns from them).
-const remnantScenes = new Set((args['remnant-scenes'] ?? '').split(',').map((t) => t.trim()).filter(Boolean));
-for (const t of remnantScenes) if (t !== 'hype' && t !== 'brand') throw new Error(`--remnant-scenes takes hype, brand or hype,brand; got ${t}`);
+/** A task-list flag (`--mix-trim brand`, `--remnant-scenes hype,brand`): the tasks it names, validated. */
+function tasksArg(flag: 'mix-trim' | 'remnant-scenes'): Set<Task> {
+  const tasks = (args[flag] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of tasks) if (t !== 'hype' && t !== 'brand') throw new Error(`--${flag} takes hype, brand or hype,brand; got ${t}`);
+  return new Set(tasks as Task[]);
+}
+const remnantScenes = tasksArg('remnant-scenes');
 const scenesNeeded = (remnants: boolean): number =>
   Math.max(remnants ? 0 : copiesArg('scene-augment'), ...(['hype', 'brand'] as const).filter((t) => remnantScenes.has(t) === remnants).map((t) => taskScenes[t]));
 const sceneCopies = Math.max(copiesArg('scene-augment'), taskScenes.hype, taskScenes.brand);
@@ -199,8 +204,7 @@ for (const remnants of [false, true]) {
 // --mix-trim <tasks> (with --normalise; e.g. `--mix-trim brand`): the trimmed, contain-on-white view of every
 // image and its mirror as extra training rows of those tasks' heads. Two framings of the same photo teach the
 // head what does not depend on how the photo was cut out; serving still normalises.
-const mixTrim = new Set((args['mix-trim'] ?? '').split(',').map((t) => t.trim()).filter(Boolean));
-for (const t of mixTrim) if (t !== 'hype' && t !== 'brand') throw new Error(`--mix-trim takes hype, brand or hype,brand; got ${t}`);
+const mixTrim = tasksArg('mix-trim');
 const xTrim: Float32Array[][] = [];
 if (mixTrim.size > 0) {
   const trimSpec: FeatureSpec = { trim: true, flipAverage: false, l2: features.l2 };
