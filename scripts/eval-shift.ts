@@ -12,8 +12,10 @@
  *   first;
  * - `study`: engine/ml/preprocess — background whitening (flood fill, GrabCut on busy borders), crop to the
  *   object, orientation normalisation (Canny + Hough: toe to the right);
- * - `study-noorient`: the same without orientation normalisation, + flip augmentation (the shipped heads'
- *   serving pipeline).
+ * - `study-noorient`: the same without orientation normalisation, + flip augmentation;
+ * - `study-noorient-loc`: the same, the normaliser starting from the shoe localiser's box off studio backdrops
+ *   (plugins/vision/lib/localise.ts), in training views and in serving; a final `@loc` on any study pipeline
+ *   (e.g. `study-noorient+scene@loc`) serves with the localiser but trains exactly as without it.
  * After `+`, extra training views as `train:defaults` makes them (served and scored with the base pipeline):
  * `+trim` the trimmed contain-on-white views and their mirrors (`--mix-trim`), `+aug` one augmented copy
  * (`--augment 1`), `+scene` `--scene-copies` scene composites (`--scene-augment N`; `+rem`: normalised keeping
@@ -40,7 +42,7 @@ import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { embedAugmentedCopy, embedItems, locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -73,23 +75,29 @@ const sceneCopies = Number(args['scene-copies']);
 const log = (m: string): void => console.error(`[eval-shift] ${m}`);
 
 /** The serving pipelines (what the held-out photos go through). */
-type Base = 'vprep' | 'vprep-trim' | 'study' | 'study-noorient';
+type Base = 'vprep' | 'vprep-trim' | 'study' | 'study-noorient' | 'study-noorient-loc';
 const BASES: Readonly<Record<Base, FeatureSpec>> = {
   vprep: { trim: false, flipAverage: false, l2: true },
   'vprep-trim': { trim: true, flipAverage: false, l2: true },
   study: { trim: false, flipAverage: false, l2: true, normalise: true, orient: true },
   'study-noorient': { trim: false, flipAverage: false, l2: true, normalise: true, orient: false },
+  'study-noorient-loc': { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true },
 };
 /** Extra training views a pipeline name may add after `+`: the `train:defaults` options of the same name. */
 type Extra = 'trim' | 'aug' | 'scene' | 'rem';
 const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem'];
-/** `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra> } {
-  const [base, ...extras] = name.split('+');
+/**
+ * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
+ * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
+ */
+function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean } {
+  const serveLocated = name.endsWith('@loc');
+  const [base, ...extras] = (serveLocated ? name.slice(0, -'@loc'.length) : name).split('+');
   if (!(base! in BASES)) throw new Error(`unknown pipeline ${name}: the part before + is one of ${Object.keys(BASES).join(', ')}`);
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
-  return { base: base as Base, extras: new Set(extras as Extra[]) };
+  if (serveLocated && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc needs a study base`);
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated };
 }
 const pipelines = args.pipelines!.split(',');
 pipelines.forEach(parsePipeline);
@@ -181,15 +189,16 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
       task === 'hype' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
     );
-    const base = parsePipeline(p).base;
-    const serve = variantOf(BASES[base], false);
+    const { base, serveLocated } = parsePipeline(p);
+    const serve = variantOf(serveLocated ? { ...BASES[base], locate: true } : BASES[base], false);
+    const serveKey = `${base}${serveLocated ? '@loc' : ''}`;
     for (const kind of KINDS) {
-      let emb = heldOut.get(`${base}|${kind}`);
+      let emb = heldOut.get(`${serveKey}|${kind}`);
       if (!emb) {
         const inputs: Float32Array[] = [];
-        for (const raw of tests.get(kind)!) inputs.push(await prepareInput(raw, size, serve));
+        for (const raw of tests.get(kind)!) inputs.push(await prepareInput(raw, size, serve, locatorFor(backbone, serve)));
         emb = await backbone.embedImages(inputs, { batchSize: 16 });
-        heldOut.set(`${base}|${kind}`, emb);
+        heldOut.set(`${serveKey}|${kind}`, emb);
       }
       const truth = test.map((it) => it.row[task]!);
       const preds = emb.map((e) => predictHead(head, e).label);

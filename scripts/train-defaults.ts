@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     trim: { type: 'boolean', default: false },
     normalise: { type: 'boolean', default: false },
     orient: { type: 'boolean', default: false },
+    locate: { type: 'boolean', default: false },
     'mix-trim': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
@@ -65,7 +66,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -74,12 +75,20 @@ const seed = Number(args.seed);
 const testSize = Number(args['test-size']);
 // --normalise: the study's normalisation (background whitening + crop to the shoe; --orient also mirrors the toe
 // to the right) before the backbone — what scripts/eval-shift.ts showed holds up on non-white backgrounds.
+// --locate: off a studio backdrop, the normaliser starts from the shoe localiser's box (assets/models/localiser-*).
+// It applies to the photos themselves (serving, and the real training photos: on studio shots it changes nothing,
+// so their cached embeddings are reused); the synthetic views — augmented copies and scene composites — stay
+// normalised from the whole frame, whose looser crops transfer better (measured with scripts/eval-shift.ts:
+// `study-noorient-loc+…` against `…@loc`, assets/models/README.md).
 const features: FeatureSpec = {
   trim: args.trim!,
   flipAverage: !args['no-flip-average'],
   l2: !args['no-l2'],
-  ...(args.normalise ? { normalise: true, orient: args.orient! } : {}),
+  ...(args.normalise ? { normalise: true, orient: args.orient!, ...(args.locate ? { locate: true } : {}) } : {}),
 };
+if (args.locate && !args.normalise) throw new Error('--locate only qualifies --normalise');
+/** The spec of synthetic training views (augmented copies, scene composites): the photos' own, unlocated. */
+const syntheticFeatures: FeatureSpec = (({ locate: _locate, ...rest }) => rest)(features);
 const headOpts: TrainHeadOptions = { type: args.head === 'mlp' ? 'mlp' : 'linear', epochs: Number(args.epochs), seed };
 /** Per-task head type (`--hype-head mlp`): the ablation showed the tasks prefer different heads. */
 const taskHeadOpts = (task: Task): TrainHeadOptions => {
@@ -154,7 +163,7 @@ const taskAugment: Readonly<Record<Task, number>> = { hype: copiesArg('hype-augm
 const augmentCopies = Math.max(copiesArg('augment'), taskAugment.hype, taskAugment.brand);
 const xAug: Float32Array[][] = [];
 for (let copy = 0; copy < augmentCopies; copy++) {
-  const view = await embedAugmentedCopy(backbone, embedList, features, copy, { store });
+  const view = await embedAugmentedCopy(backbone, embedList, syntheticFeatures, copy, { store });
   xAug.push(view);
   log(`augmented copy ${copy + 1}/${augmentCopies} embedded`);
 }
@@ -186,7 +195,7 @@ for (const remnants of [false, true]) {
   for (let copy = 0; copy < n; copy++) {
     let last = 0;
     xScenes[remnants ? 1 : 0].push(
-      await embedItems(backbone, embedList, { ...features, flipAverage: false }, {
+      await embedItems(backbone, embedList, { ...syntheticFeatures, flipAverage: false }, {
         store,
         scene: copy,
         mirror: copy % 2 === 1,

@@ -40,10 +40,17 @@ export interface PreprocessOptions {
    * "remnant" crops of scene composites transfer better across sources (assets/models/README.md).
    */
   readonly floodAnyUniform?: boolean;
+  /**
+   * Where a shoe localiser (plugins/vision/lib/localise.ts) thinks the object is, in original pixels. Used only
+   * off a studio backdrop: GrabCut starts from this box (grown by a margin) instead of the whole frame, and when
+   * GrabCut's object disagrees with it (box IoU below 0.5) the box itself is the object. Part of the caller's
+   * cache key: the same photo with and without a hint are different inputs.
+   */
+  readonly objectHint?: Box;
 }
 
 /** How the background was handled (see {@link PreprocessResult.background}). */
-export type BackgroundKind = 'uniform' | 'segmented' | 'busy';
+export type BackgroundKind = 'uniform' | 'segmented' | 'located' | 'busy';
 
 /** Which way the toe points in the ORIGINAL image. */
 export type ToeDirection = 'left' | 'right' | 'unknown';
@@ -93,8 +100,9 @@ export interface PreprocessResult extends ModelInput {
   readonly crop: Box;
   /**
    * `uniform`: near-uniform light border (a studio backdrop), background flood-filled, whitened and cropped;
-   * `segmented`: any other border, object found by GrabCut, background whitened and cropped; `busy`: left as
-   * is (segmentation off or implausible).
+   * `segmented`: any other border, object found by GrabCut, background whitened and cropped; `located`: the
+   * same, but GrabCut missed and the `objectHint` box is the object (whitened outside it); `busy`: left as is
+   * (segmentation off or implausible).
    */
   readonly background: BackgroundKind;
   /** The estimated background colour (median of the border). */
@@ -126,6 +134,8 @@ const SHAPE_WEIGHT_SEGMENTED = 0.25;
 const SEGMENT_SIDE = 128; // GrabCut runs on a copy at most this large (it is the slowest step)
 const SEGMENT_MIN = 0.04; // a GrabCut foreground outside [min, max] of the frame is not trusted
 const SEGMENT_MAX = 0.85;
+const HINT_MARGIN = 0.1; // GrabCut's rectangle: the hint grown by this share of its size on every side
+const HINT_AGREEMENT = 0.5; // GrabCut's box must overlap the hint this much (IoU) to be believed
 
 /**
  * Normalises one decoded image for a backbone. Pure function of its input (no randomness): the same image
@@ -147,7 +157,7 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
     const src = track(new cv.Mat(height, width, cv.CV_8UC3));
     src.data.set(rgb);
 
-    const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true);
+    const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
     const { scale, aw, ah, background, orientation, border } = a;
     const smallBox = a.box;
     const mirrored = opts.orient !== false && orientation.toe === 'left';
@@ -203,6 +213,37 @@ export async function detectOrientation(img: RawImage, opts: { segment?: boolean
   });
 }
 
+/**
+ * Whether {@link preprocess} flood-fills this image's background (a studio backdrop) rather than segmenting it:
+ * then an `objectHint` would go unused, so callers skip computing one.
+ */
+export async function floodsBackground(img: RawImage, opts: { floodAnyUniform?: boolean } = {}): Promise<boolean> {
+  const rgb = toRgb(img);
+  const { cv } = await getCv();
+  return withMats((track) => {
+    const src = track(new cv.Mat(img.height, img.width, cv.CV_8UC3));
+    src.data.set(rgb);
+    const { small, aw, ah } = analysisCopy(cv, track, src, img.width, img.height);
+    return isFlooded(borderStats(small.data, aw, ah), opts.floodAnyUniform === true);
+  });
+}
+
+/** The copy analysis runs on: at most ANALYSIS_SIDE on its longest side (area resampling). */
+function analysisCopy(cv: Cv, track: Track, src: InstanceType<Cv['Mat']>, width: number, height: number): { small: InstanceType<Cv['Mat']>; scale: number; aw: number; ah: number } {
+  const scale = Math.min(1, ANALYSIS_SIDE / Math.max(width, height));
+  const aw = Math.max(1, Math.round(width * scale));
+  const ah = Math.max(1, Math.round(height * scale));
+  const small = track(new cv.Mat());
+  if (scale < 1) cv.resize(src, small, new cv.Size(aw, ah), 0, 0, cv.INTER_AREA);
+  else src.copyTo(small);
+  return { small, scale, aw, ah };
+}
+
+/** The flood-fill decision: a near-uniform border that is light (a studio backdrop), or any with `floodAnyUniform`. */
+function isFlooded(border: BorderStats, floodAnyUniform: boolean): boolean {
+  return border.uniformFraction >= UNIFORM_FRACTION && (floodAnyUniform || Math.min(...border.color) >= STUDIO_MIN_LEVEL);
+}
+
 interface Analysis {
   /** Analysis pixels per original pixel. */
   readonly scale: number;
@@ -228,35 +269,40 @@ function analyse(
   useUniformMask: boolean,
   trace?: OrientationTrace,
   floodAnyUniform = false,
+  hint?: Box,
 ): Analysis {
-  const scale = Math.min(1, ANALYSIS_SIDE / Math.max(width, height));
-  const aw = Math.max(1, Math.round(width * scale));
-  const ah = Math.max(1, Math.round(height * scale));
-  const small = track(new cv.Mat());
-  if (scale < 1) cv.resize(src, small, new cv.Size(aw, ah), 0, 0, cv.INTER_AREA);
-  else src.copyTo(small);
-
+  const { small, scale, aw, ah } = analysisCopy(cv, track, src, width, height);
   const border = borderStats(small.data, aw, ah);
-  const flood = border.uniformFraction >= UNIFORM_FRACTION && (floodAnyUniform || Math.min(...border.color) >= STUDIO_MIN_LEVEL);
+  const flood = isFlooded(border, floodAnyUniform);
   let kind: BackgroundKind = flood ? 'uniform' : 'busy';
   let background: Uint8Array | null = null;
   if (kind === 'uniform' && useUniformMask) background = floodBackground(small.data, aw, ah, border.color);
+  // The hint in analysis pixels, clipped to the frame (null when it misses the frame entirely).
+  const hintA = hint === undefined ? null : clipToFrame({ x: hint.x * scale, y: hint.y * scale, width: hint.width * scale, height: hint.height * scale }, aw, ah);
   if (kind === 'busy' && segment) {
-    background = grabCutBackground(cv, track, small, aw, ah);
+    background = grabCutBackground(cv, track, small, aw, ah, hintA === null ? null : clipToFrame(grow(hintA, HINT_MARGIN), aw, ah));
     if (background !== null) kind = 'segmented';
   }
-  const box = background === null ? null : foregroundBox(background, aw, ah);
+  let box = background === null ? null : foregroundBox(background, aw, ah);
   if (box === null) background = null;
+  if (kind !== 'uniform' && segment && hintA !== null && (box === null || boxIou(box, hintA) < HINT_AGREEMENT)) {
+    // GrabCut framed something else (clutter, a shelf): the localiser's box is the better object.
+    background = new Uint8Array(aw * ah).fill(1);
+    for (let y = hintA.y; y < hintA.y + hintA.height; y++) background.fill(0, y * aw + hintA.x, y * aw + hintA.x + hintA.width);
+    box = hintA;
+    kind = 'located';
+  }
   // The silhouette is exact on a flood-filled product shot and rougher from GrabCut: trust it less there
   // (80 dev images composited on synthetic floors: 94 % with 0.25, 91 % with 0.5, 90 % Hough alone).
-  const shapeWeight = background === null ? 0 : kind === 'uniform' ? SHAPE_WEIGHT_UNIFORM : SHAPE_WEIGHT_SEGMENTED;
+  const shapeWeight = background === null || kind === 'located' ? 0 : kind === 'uniform' ? SHAPE_WEIGHT_UNIFORM : SHAPE_WEIGHT_SEGMENTED;
   const orientation = detectOrientationOn(cv, track, small, aw, ah, box, background, shapeWeight, trace);
   return { scale, aw, ah, border, kind, background, box, orientation };
 }
 
 /**
- * Foreground by GrabCut, initialised with everything but a thin frame as "probably object"; only the largest
- * connected part is kept. Null when the result is implausible (almost nothing, or almost everything).
+ * Foreground by GrabCut, initialised with everything but a thin frame (or everything outside `rect`, analysis
+ * pixels) as background and the rest as "probably object"; only the largest connected part is kept. Null when
+ * the result is implausible (almost nothing, or almost everything).
  */
 function grabCutBackground(
   cv: Cv,
@@ -264,6 +310,7 @@ function grabCutBackground(
   small: InstanceType<Cv['Mat']>,
   aw: number,
   ah: number,
+  rect: Box | null = null,
 ): Uint8Array | null {
   if (Math.min(aw, ah) < 16) return null;
   const k = Math.min(1, SEGMENT_SIDE / Math.max(aw, ah));
@@ -276,10 +323,20 @@ function grabCutBackground(
   const fgdModel = track(new cv.Mat());
   const mx = Math.max(1, Math.round(gw * 0.04));
   const my = Math.max(1, Math.round(gh * 0.04));
+  const init =
+    rect === null
+      ? new cv.Rect(mx, my, gw - 2 * mx, gh - 2 * my)
+      : (() => {
+          const x0 = Math.max(1, Math.round((rect.x * gw) / aw));
+          const y0 = Math.max(1, Math.round((rect.y * gh) / ah));
+          const x1 = Math.min(gw - 1, Math.round(((rect.x + rect.width) * gw) / aw));
+          const y1 = Math.min(gh - 1, Math.round(((rect.y + rect.height) * gh) / ah));
+          return new cv.Rect(x0, y0, Math.max(2, x1 - x0), Math.max(2, y1 - y0));
+        })();
   // GrabCut's GMMs start from k-means with OpenCV's global RNG: reseed so the same image always gives the
   // same mask, whatever ran before (embeddings are cached per image).
   cv.setRNGSeed(0x5013);
-  cv.grabCut(img, mask, new cv.Rect(mx, my, gw - 2 * mx, gh - 2 * my), bgdModel, fgdModel, 3, cv.GC_INIT_WITH_RECT);
+  cv.grabCut(img, mask, init, bgdModel, fgdModel, 3, cv.GC_INIT_WITH_RECT);
   const m = mask.data;
   const fg = new Uint8Array(gw * gh);
   for (let i = 0; i < fg.length; i++) fg[i] = m[i] === cv.GC_FGD || m[i] === cv.GC_PR_FGD ? 1 : 0;
@@ -577,6 +634,28 @@ function silhouetteScore(bg: Uint8Array, w: number, box: Box): number {
   if (left + right === 0) return 0;
   // Scale so a 2:1 heel/toe height ratio already counts as strong evidence.
   return Math.max(-1, Math.min(1, (3 * (left - right)) / (left + right)));
+}
+
+/** Intersection over union of two boxes. */
+export function boxIou(p: Box, q: Box): number {
+  const ix = Math.max(0, Math.min(p.x + p.width, q.x + q.width) - Math.max(p.x, q.x));
+  const iy = Math.max(0, Math.min(p.y + p.height, q.y + q.height) - Math.max(p.y, q.y));
+  const union = p.width * p.height + q.width * q.height - ix * iy;
+  return union > 0 ? (ix * iy) / union : 0;
+}
+
+/** `b` grown by `share` of its width/height on every side. */
+function grow(b: Box, share: number): Box {
+  return { x: b.x - b.width * share, y: b.y - b.height * share, width: b.width * (1 + 2 * share), height: b.height * (1 + 2 * share) };
+}
+
+/** `b` rounded to whole pixels inside a `w`×`h` frame; null when nothing of it is inside. */
+function clipToFrame(b: Box, w: number, h: number): Box | null {
+  const x = Math.max(0, Math.floor(b.x));
+  const y = Math.max(0, Math.floor(b.y));
+  const x2 = Math.min(w, Math.ceil(b.x + b.width));
+  const y2 = Math.min(h, Math.ceil(b.y + b.height));
+  return x2 - x < 2 || y2 - y < 2 ? null : { x, y, width: x2 - x, height: y2 - y };
 }
 
 function clampBox(b: Box, w: number, h: number): Box {

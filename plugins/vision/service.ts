@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { readLabelledSource, type DatasetRow } from './lib/dataset.ts';
-import { embedItems, embedOne, normaliseKey, prepareInputPlaced, variantOf, type EmbedItem } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, variantOf, type EmbedItem } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -35,9 +35,10 @@ export const DEFAULT_BACKBONE = 'inception_v3';
 
 /**
  * The default feature pipeline of new heads, the same as the shipped heads': study normalisation (background
- * whitening + crop to the shoe, no orientation flip) — see assets/models/README.md and scripts/eval-shift.ts.
+ * whitening + crop to the shoe, no orientation flip), starting from the shoe localiser's box off studio
+ * backdrops (both built-in backbones ship one) — see assets/models/README.md and scripts/eval-shift.ts.
  */
-export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false };
+export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true };
 
 /** Feature-space key used for cached, pipeline-complete embeddings (and the `embedder` service). */
 export function featureKey(spec: FeatureSpec): string {
@@ -325,7 +326,8 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const backbone = await backboneFor(head.backbone);
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
-    const { input, placement } = await prepareInputPlaced(pic.raw, backbone.inputSize, variantOf(head.features, false));
+    const variant = variantOf(head.features, false);
+    const { input, placement } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the CAM layer's activations, and their spatial mean IS the
     // embedding: one forward pass (on onnxruntime when available) serves both the answer and the heatmap.

@@ -44,14 +44,15 @@ export async function pasteShoe(raw: RawImage, background: BackgroundFn, random:
 
 /**
  * {@link pasteShoe}, also returning where the (main) shoe landed: the box of its matted pixels in the frame,
- * the ground truth for measuring how well the normaliser finds it (scripts/eval-segment.ts).
+ * the ground truth for measuring how well the normaliser finds it (scripts/eval-segment.ts), and a `W*H` mask
+ * of every drawn shoe pixel, the pair's too (1 = shoe): the labels the shoe localiser learns from.
  */
 export async function pasteShoePlaced(
   raw: RawImage,
   background: BackgroundFn,
   random: () => number,
   opts: PasteOptions = {},
-): Promise<{ image: RawImage; box: Box }> {
+): Promise<{ image: RawImage; box: Box; mask: Uint8Array }> {
   const W = opts.width ?? 320;
   const H = opts.height ?? 240;
   const [lo, hi] = opts.scale ?? [0.45, 0.75];
@@ -66,6 +67,7 @@ export async function pasteShoePlaced(
   const ox = Math.floor(random() * (W - sw + 1));
   const oy = Math.floor(random() * (H - sh + 1));
   const outside = borderMatte(small, sw, sh);
+  const mask = new Uint8Array(W * H);
   if (opts.pair) {
     // The other shoe of the pair: mirrored, beside and a little behind (drawn first, so the main one covers it).
     const other = new Uint8Array(small.length);
@@ -80,11 +82,11 @@ export async function pasteShoePlaced(
     const dx = Math.round((random() < 0.5 ? -1 : 1) * sw * (0.3 + random() * 0.3));
     const dy = -Math.round(sh * (0.05 + random() * 0.15));
     if (opts.shadow) castShadow(bg, W, H, otherOutside, sw, sh, ox + dx, oy + dy, 0.3);
-    blit(bg, W, H, other, otherOutside, sw, sh, ox + dx, oy + dy);
+    blit(bg, W, H, other, otherOutside, sw, sh, ox + dx, oy + dy, mask);
   }
   if (opts.shadow) castShadow(bg, W, H, outside, sw, sh, ox, oy, 0.25 + random() * 0.35);
-  blit(bg, W, H, small, outside, sw, sh, ox, oy);
-  return { image: { data: bg, width: W, height: H, channels: 3 }, box: matteBox(outside, sw, sh, ox, oy, W, H) };
+  blit(bg, W, H, small, outside, sw, sh, ox, oy, mask);
+  return { image: { data: bg, width: W, height: H, channels: 3 }, box: matteBox(outside, sw, sh, ox, oy, W, H), mask };
 }
 
 /** The frame box of the shoe pixels (matte 0) of a `sw`×`sh` patch drawn at (ox, oy), clipped to the frame. */
@@ -112,7 +114,7 @@ function matteBox(outside: Uint8Array, sw: number, sh: number, ox: number, oy: n
  * Draws a matted shoe at (ox, oy), clipped to the frame; pixels next to the matte get a soft alpha from their
  * whiteness (anti-aliased edges).
  */
-function blit(bg: Uint8Array, W: number, H: number, small: Uint8Array, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number): void {
+function blit(bg: Uint8Array, W: number, H: number, small: Uint8Array, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number, mask: Uint8Array): void {
   for (let y = 0; y < sh; y++) {
     const gy = oy + y;
     if (gy < 0 || gy >= H) continue;
@@ -126,6 +128,7 @@ function blit(bg: Uint8Array, W: number, H: number, small: Uint8Array, outside: 
       const b = small[s + 2]!;
       const nearBg = (x > 0 && outside[i - 1]) || (x < sw - 1 && outside[i + 1]) || (y > 0 && outside[i - sw]) || (y < sh - 1 && outside[i + sw]);
       const alpha = nearBg ? Math.max(0.3, Math.min(1, (250 - Math.min(r, g, b)) / 40)) : 1;
+      mask[gy * W + gx] = 1;
       const d = (gy * W + gx) * 3;
       bg[d] = Math.round(r * alpha + bg[d]! * (1 - alpha));
       bg[d + 1] = Math.round(g * alpha + bg[d + 1]! * (1 - alpha));
@@ -401,13 +404,18 @@ function pixelSeed(data: ArrayLike<number>): number {
  * 35–90 % of the frame width.
  */
 export async function sceneComposite(raw: RawImage, seed: number): Promise<RawImage> {
+  return (await sceneCompositePlaced(raw, seed)).image;
+}
+
+/** {@link sceneComposite} with where the shoe landed (see {@link pasteShoePlaced}). */
+export async function sceneCompositePlaced(raw: RawImage, seed: number): Promise<{ image: RawImage; box: Box; mask: Uint8Array }> {
   const random = seededRandom((Math.imul(seed, 0x9e3779b1) ^ pixelSeed(raw.data)) >>> 0);
   const names = Object.keys(TRAINING_SCENES) as SceneName[];
   const name = names[Math.floor(random() * names.length)]!;
   // Phone photos come in landscape and portrait, and often show the pair.
   const portrait = random() < 0.4;
   const pair = random() < 0.3;
-  return pasteShoe(raw, TRAINING_SCENES[name], random, {
+  return pasteShoePlaced(raw, TRAINING_SCENES[name], random, {
     width: portrait ? 240 : 320,
     height: portrait ? 320 : 240,
     scale: pair ? [0.35, 0.6] : [0.4, 0.9],

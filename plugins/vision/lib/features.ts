@@ -10,6 +10,7 @@
  * Embeddings are cached in the store per (image sha256, backbone, prep key), so a re-run embeds nothing twice.
  */
 import sharp, { type Sharp } from 'sharp';
+import { EngineError } from '../../../engine/errors.ts';
 import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
 import { preprocess, PREP_VERSION } from '../../../engine/ml/preprocess.ts';
@@ -18,6 +19,7 @@ import type { RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
 import { sceneComposite } from './composite.ts';
+import { LOCALISER_VERSION, makeLocator, shippedLocaliser, type Locator } from './localise.ts';
 
 /** Version of the scene compositing (part of scene variants' cache keys); bump when composites change. */
 export const SCENE_VERSION = 1;
@@ -48,11 +50,13 @@ export interface PrepVariant {
    * composite keeps patches of its floor around the shoe (see `floodAnyUniform` in engine/ml/preprocess).
    */
   readonly remnants?: boolean;
+  /** With `normalise`: start the segmentation from the shoe localiser's box (see `locate` in FeatureSpec). */
+  readonly locate?: boolean;
 }
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
-export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined }): string {
-  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}` : '';
+export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined }): string {
+  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
 }
 
 /** The cache-key part of `remnants` (only meaningful with `normalise`). */
@@ -71,7 +75,7 @@ export function variantOf(spec: FeatureSpec, flip: boolean, augment?: number): P
     trim: spec.trim,
     flip,
     ...(augment !== undefined ? { augment } : {}),
-    ...(spec.normalise ? { normalise: true, orient: spec.orient === true } : {}),
+    ...(spec.normalise ? { normalise: true, orient: spec.orient === true, ...(spec.locate ? { locate: true } : {}) } : {}),
   };
 }
 
@@ -122,15 +126,28 @@ async function augmentRaw(rgb: { data: Buffer; width: number; height: number }, 
  * One model input (`size*size*3` floats in [0,1], HWC) for a decoded image (or encoded bytes) and a variant.
  * Transparent pixels are composited on white first; grayscale becomes RGB.
  */
-export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant): Promise<Float32Array> {
-  return (await prepareInputPlaced(image, size, variant)).input;
+export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant, locator?: Locator): Promise<Float32Array> {
+  return (await prepareInputPlaced(image, size, variant, locator)).input;
+}
+
+/**
+ * The locator a variant needs (the backbone's shipped localiser), or undefined when it needs none.
+ * MODEL_MISSING when the variant asks for one and the backbone has none.
+ */
+export function locatorFor(backbone: Backbone, variant: Pick<PrepVariant, 'normalise' | 'locate'>): Locator | undefined {
+  return variant.normalise && variant.locate ? makeLocator(backbone, shippedLocaliser(backbone.name)) : undefined;
 }
 
 /**
  * {@link prepareInput} plus, for normalised variants, where the model input sits on the photo (the square
  * crop and whether it was mirrored): explanations draw the heatmap back onto the user's own photo.
  */
-export async function prepareInputPlaced(image: RawImage | Uint8Array, size: number, variant: PrepVariant): Promise<{ input: Float32Array; placement?: HeatmapPlacement }> {
+export async function prepareInputPlaced(
+  image: RawImage | Uint8Array,
+  size: number,
+  variant: PrepVariant,
+  locator?: Locator,
+): Promise<{ input: Float32Array; placement?: HeatmapPlacement }> {
   const flat = await toSharp(image).flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   let rgb: { data: Buffer; width: number; height: number } = { data: flat.data, width: flat.info.width, height: flat.info.height };
   if (flat.info.channels !== 3) {
@@ -147,7 +164,15 @@ export async function prepareInputPlaced(image: RawImage | Uint8Array, size: num
   }
   if (variant.normalise) {
     if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
-    const r = await preprocess({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, { size, orient: variant.orient === true, ...(variant.remnants ? { floodAnyUniform: true } : {}) });
+    const raw: RawImage = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 };
+    if (variant.locate && locator === undefined) throw new EngineError('INTERNAL', 'This feature pipeline locates the shoe first: pass the backbone\'s locator');
+    const hint = variant.locate ? await locator!(raw, variant.remnants ? { floodAnyUniform: true } : {}) : null;
+    const r = await preprocess(raw, {
+      size,
+      orient: variant.orient === true,
+      ...(variant.remnants ? { floodAnyUniform: true } : {}),
+      ...(hint !== null ? { objectHint: hint } : {}),
+    });
     return { input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData, placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip } };
   }
   if (variant.trim) {
@@ -218,6 +243,8 @@ export interface EmbedItemsOptions {
   readonly scene?: number;
   /** With a normalised spec: flood-fill any near-uniform border (see {@link PrepVariant.remnants}). */
   readonly remnants?: boolean;
+  /** The shoe locator of located specs (default: the backbone's shipped localiser). */
+  readonly locator?: Locator;
   /** Images per forward pass (default 8). */
   readonly batchSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
@@ -233,6 +260,7 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
     ({ ...v, ...(opts.scene !== undefined ? { scene: opts.scene } : {}), ...(opts.remnants && v.normalise ? { remnants: true } : {}) }),
   );
   const perVariant: Float32Array[][] = [];
+  const locator = variants.some((v) => v.normalise && v.locate) ? (opts.locator ?? locatorFor(backbone, { normalise: true, locate: true })) : undefined;
   const total = items.length * variants.length;
   let done = 0;
   for (const variant of variants) {
@@ -242,16 +270,32 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
     done += result.filter((r) => r !== undefined).length;
     opts.onProgress?.(done, total);
     const missing = items.map((it, k) => ({ it, k })).filter(({ k }) => result[k] === undefined);
+    // Where the localiser finds nothing to do (a studio backdrop is flood-filled, hint or not), the located
+    // variant's input IS the unlocated one's: reuse that cached embedding instead of a forward pass.
+    const unlocated = variant.locate && opts.store && missing.length > 0
+      ? await opts.store.embeddings.getMany(missing.map(({ it }) => it.sha256), backbone.name, prepKey({ ...variant, locate: false }))
+      : new Map<string, Float32Array>();
     const batchSize = opts.batchSize ?? 8;
     for (let start = 0; start < missing.length; start += batchSize) {
       opts.signal?.throwIfAborted();
       const batch = missing.slice(start, start + batchSize);
-      const inputs = await Promise.all(batch.map(async ({ it }) => prepareInput(await it.load(), backbone.inputSize, variant)));
-      const vectors = await backbone.embedImages(inputs, { batchSize });
+      const hinted = new Array<boolean>(batch.length).fill(false);
+      const inputs = await Promise.all(
+        batch.map(async ({ it }, j) =>
+          prepareInput(await it.load(), backbone.inputSize, variant, locator && (async (raw, o) => {
+            const box = await locator(raw, o);
+            hinted[j] = box !== null;
+            return box;
+          })),
+        ),
+      );
+      const forward = batch.map((_, j) => j).filter((j) => hinted[j] || !unlocated.has(batch[j]!.it.sha256));
+      const vectors = forward.length > 0 ? await backbone.embedImages(forward.map((j) => inputs[j]!), { batchSize }) : [];
       for (let j = 0; j < batch.length; j++) {
         const { it, k } = batch[j]!;
-        result[k] = vectors[j]!;
-        await opts.store?.embeddings.put(it.sha256, backbone.name, key, vectors[j]!);
+        const f = forward.indexOf(j);
+        result[k] = f >= 0 ? vectors[f]! : unlocated.get(it.sha256)!;
+        await opts.store?.embeddings.put(it.sha256, backbone.name, key, result[k]);
       }
       done += batch.length;
       opts.onProgress?.(done, total);
@@ -263,7 +307,7 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
 
 /** The embedding of one image under a spec, without caching (the serving path for a new photo). */
 export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array, spec: FeatureSpec): Promise<{ embedding: Float32Array; inputs: Float32Array[] }> {
-  const inputs = await Promise.all(variantsOf(spec).map((v) => prepareInput(image, backbone.inputSize, v)));
+  const inputs = await Promise.all(variantsOf(spec).map((v) => prepareInput(image, backbone.inputSize, v, locatorFor(backbone, v))));
   const vectors = await backbone.embedImages(inputs, { batchSize: inputs.length });
   return { embedding: meanVector(vectors), inputs };
 }

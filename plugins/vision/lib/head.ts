@@ -33,6 +33,11 @@ export const featureSpecSchema = z.object({
   normalise: z.boolean().optional(),
   /** With `normalise`: also mirror the photo so the toe points right (Canny + Hough). */
   orient: z.boolean().optional(),
+  /**
+   * With `normalise`: off a studio backdrop, find the shoe with the backbone's shoe localiser first
+   * (plugins/vision/lib/localise.ts) and start the segmentation from its box. Absent in older heads.
+   */
+  locate: z.boolean().optional(),
 });
 /** Feature pipeline options stored with a head. */
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
