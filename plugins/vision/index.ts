@@ -87,7 +87,8 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
     ...(input.model !== undefined ? { modelId: input.model } : {}),
   });
   const stored = await remember(ctx, pic, cls);
-  const noShoe = cls.ood.outside;
+  // Unlike every training photo, or the shoe localiser found no shoe: say so rather than answer confidently.
+  const noShoe = cls.ood.outside || cls.shoeFound === false;
   let text: string;
   if (task === 'hype') {
     text = noShoe
@@ -111,6 +112,7 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
     backbone: cls.backbone,
     lowConfidence: cls.lowConfidence,
     ...(cls.lowConfidenceReason ? { lowConfidenceReason: cls.lowConfidenceReason } : {}),
+    ...(cls.shoeFound !== undefined ? { shoeFound: cls.shoeFound } : {}),
     ood: cls.ood,
     imageSha: cls.imageSha,
   };

@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { readLabelledSource, type DatasetRow } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, variantOf, type EmbedItem } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -56,6 +56,11 @@ export interface Classification extends HeadPrediction {
   readonly imageSha: string;
   /** Why the answer is low-confidence, in words; undefined when it is not. */
   readonly lowConfidenceReason?: string;
+  /**
+   * Whether the shoe localiser found a shoe in the photo; undefined when it did not look (a studio backdrop,
+   * or a head without `locate`). False makes the answer low-confidence.
+   */
+  readonly shoeFound?: boolean;
 }
 
 /** Options of {@link VisionService.classify}. */
@@ -270,26 +275,38 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     return loadBackbone(name);
   }
 
-  async function featureEmbedding(pic: Picture, backbone: Backbone, spec: FeatureSpec, computed?: Float32Array): Promise<{ embedding: Float32Array; inputs: Float32Array[] }> {
+  async function featureEmbedding(
+    pic: Picture,
+    backbone: Backbone,
+    spec: FeatureSpec,
+    computed?: { embedding: Float32Array; shoeFound?: boolean },
+  ): Promise<{ embedding: Float32Array; inputs: Float32Array[]; shoeFound?: boolean }> {
     const store = options.store();
     const key = featureKey(spec);
     const cached = await store?.embeddings.get(pic.sha256, backbone.name, key);
     if (cached) {
-      // Inputs are still needed by explanations; recomputing one is cheap next to a forward pass.
-      return { embedding: cached, inputs: [] };
+      // Inputs are still needed by explanations; recomputing one is cheap next to a forward pass. Whether the
+      // photo shows a shoe is asked again (the cache holds vectors only), so a repeat gets the same answer.
+      const variant = variantOf(spec, false);
+      const shoeFound = computed ? computed.shoeFound : await shoeFoundIn(pic.raw, variant, locatorFor(backbone, variant));
+      return { embedding: cached, inputs: [], ...(shoeFound !== undefined ? { shoeFound } : {}) };
     }
-    const out = computed ? { embedding: computed, inputs: [] } : await embedOne(backbone, pic.raw, spec);
+    const out = computed ? { ...computed, inputs: [] } : await embedOne(backbone, pic.raw, spec);
     await store?.embeddings.put(pic.sha256, backbone.name, key, out.embedding).catch(() => undefined);
     return out;
   }
 
-  function describe(task: Task, head: HeadModel, pred: HeadPrediction, pic: Picture, backbone: string): Classification {
+  function describe(task: Task, head: HeadModel, pred: HeadPrediction, pic: Picture, backbone: string, shoeFound?: boolean): Classification {
     const probability = task === 'hype' ? (pred.probabilities.hyped ?? 0) : pred.confidence;
     let reason: string | undefined;
     if (pred.ood.outside) reason = "this photo is unlike the sneaker photos I was trained on — maybe there is no sneaker in it, or it is framed very differently";
+    else if (shoeFound === false) reason = 'I could not find a sneaker in this photo — maybe there is none, or it is very small or hidden';
     else if (pred.lowConfidence) reason = `my top answer has only ${pct(pred.confidence)} probability`;
     return {
       ...pred,
+      // No shoe found: the heads still answer (on the whole-frame crop), but the answer is a guess.
+      lowConfidence: pred.lowConfidence || shoeFound === false,
+      ...(shoeFound !== undefined ? { shoeFound } : {}),
       task,
       probability,
       model: head.id,
@@ -303,13 +320,14 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     pic: Picture,
     task: Task,
     modelId?: string | number,
-    computed?: { head: HeadModel; backbone: Backbone; embedding?: Float32Array },
+    computed?: { head: HeadModel; backbone: Backbone; embedding?: Float32Array; shoeFound?: boolean },
   ): Promise<{ cls: Classification; head: HeadModel; backbone: Backbone; inputs: Float32Array[] }> {
     const head = computed?.head ?? (await model(task, modelId));
     const backbone = computed?.backbone ?? (await backboneFor(head.backbone));
-    const { embedding, inputs } = await featureEmbedding(pic, backbone, head.features, computed?.embedding);
+    const given = computed?.embedding ? { embedding: computed.embedding, ...(computed.shoeFound !== undefined ? { shoeFound: computed.shoeFound } : {}) } : undefined;
+    const { embedding, inputs, shoeFound } = await featureEmbedding(pic, backbone, head.features, given);
     const pred = predictHead(head, embedding);
-    return { cls: describe(task, head, pred, pic, backbone.name), head, backbone, inputs };
+    return { cls: describe(task, head, pred, pic, backbone.name, shoeFound), head, backbone, inputs };
   }
 
   async function classify(image: VisionImage, task: Task, opts: ClassifyOptions = {}): Promise<Classification> {
@@ -327,7 +345,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
     const variant = variantOf(head.features, false);
-    const { input, placement } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
+    const { input, placement, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the CAM layer's activations, and their spatial mean IS the
     // embedding: one forward pass (on onnxruntime when available) serves both the answer and the heatmap.
@@ -347,7 +365,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       }
     }
     try {
-      const { cls } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, ...(computed ? { embedding: computed } : {}) });
+      const { cls } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, ...(computed ? { embedding: computed } : {}), ...(shoeFound !== undefined ? { shoeFound } : {}) });
       const headFn: HeadFn = (emb) => headLogitsTf(tf, head, emb);
       const labelIndex = head.labels.indexOf(cls.label);
       const classIndex = labelIndex >= 0 ? labelIndex : undefined;

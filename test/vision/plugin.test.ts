@@ -6,6 +6,9 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
+import sharp from 'sharp';
+import { seededRandom } from '../../engine/random.ts';
+import { SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
 import { writeAwkwardImages, writeDataset } from './fixtures.ts';
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
@@ -156,6 +159,26 @@ describe('vision plugin on generated sneakers', () => {
     expect(d.lowConfidence).toBe(true);
     expect(d.ood.outside).toBe(true);
     expect(r.reply.text).toMatch(/don't see a sneaker/);
+  });
+
+  it('GIVEN an empty floor (no shoe) THEN the shoe localiser finds none and the answer says so, also from the cache', async () => {
+    const floor = path.join(dir, 'empty-floor.png');
+    writeFileSync(floor, await sharp(Buffer.from(SHIFT_BACKGROUNDS.floor(320, 240, seededRandom(99))), { raw: { width: 320, height: 240, channels: 3 } }).png().toBuffer());
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // The second time the embedding comes from the store: the localiser is asked again.
+      const r = await engine.invoke('brand', { image: floor }, cliInit());
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
+      const d = r.reply.data as { lowConfidence: boolean; shoeFound?: boolean; lowConfidenceReason?: string };
+      expect(d.shoeFound).toBe(false);
+      expect(d.lowConfidence).toBe(true);
+      expect(r.reply.text).toMatch(/don't see a sneaker/);
+    }
+    const hype = await engine.invoke('hype', { image: floor }, cliInit());
+    expect(hype.ok && (hype.reply.data as { shoeFound?: boolean }).shoeFound).toBe(false);
+    // A studio shot: the localiser does not look (flood fill), so nothing is claimed either way.
+    const studio = await engine.invoke('brand', { image: files[0]! }, cliInit());
+    expect(studio.ok && 'shoeFound' in (studio.reply.data as object)).toBe(false);
   });
 
   it('GIVEN a missing or corrupt model file THEN MODEL_MISSING says how to rebuild it', async () => {

@@ -147,7 +147,45 @@ export async function prepareInputPlaced(
   size: number,
   variant: PrepVariant,
   locator?: Locator,
-): Promise<{ input: Float32Array; placement?: HeatmapPlacement }> {
+): Promise<{ input: Float32Array; placement?: HeatmapPlacement; shoeFound?: boolean }> {
+  let rgb = await flatRgb(image);
+  if (variant.scene !== undefined) {
+    const scene = await sceneComposite({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, variant.scene);
+    rgb = { data: Buffer.from(scene.data.buffer, scene.data.byteOffset, scene.data.byteLength), width: scene.width, height: scene.height };
+  }
+  if (variant.normalise) {
+    if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
+    const raw: RawImage = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 };
+    if (variant.locate && locator === undefined) throw new EngineError('INTERNAL', 'This feature pipeline locates the shoe first: pass the backbone\'s locator');
+    const hint = variant.locate ? await locator!(raw, variant.remnants ? { floodAnyUniform: true } : {}) : undefined;
+    const r = await preprocess(raw, {
+      size,
+      orient: variant.orient === true,
+      ...(variant.remnants ? { floodAnyUniform: true } : {}),
+      ...(hint ? { objectHint: hint } : {}),
+    });
+    return {
+      input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData,
+      placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip },
+      ...(hint !== undefined ? { shoeFound: hint !== null } : {}),
+    };
+  }
+  return { input: await containInput(rgb, size, variant) };
+}
+
+/**
+ * Whether the shoe localiser finds a shoe in a photo: undefined when the variant does not locate or the photo is
+ * on a studio backdrop (it does not look there). The same decoding and localiser as {@link prepareInputPlaced}.
+ */
+export async function shoeFoundIn(image: RawImage | Uint8Array, variant: PrepVariant, locator?: Locator): Promise<boolean | undefined> {
+  if (!variant.normalise || !variant.locate || locator === undefined) return undefined;
+  const rgb = await flatRgb(image);
+  const box = await locator({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 });
+  return box === undefined ? undefined : box !== null;
+}
+
+/** Decoded RGB of an image or its bytes: EXIF-rotated, alpha over white, grayscale/CMYK to sRGB. */
+async function flatRgb(image: RawImage | Uint8Array): Promise<{ data: Buffer; width: number; height: number }> {
   const flat = await toSharp(image).flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
   let rgb: { data: Buffer; width: number; height: number } = { data: flat.data, width: flat.info.width, height: flat.info.height };
   if (flat.info.channels !== 3) {
@@ -158,23 +196,12 @@ export async function prepareInputPlaced(
       .toBuffer({ resolveWithObject: true });
     rgb = { data: fixed.data, width: fixed.info.width, height: fixed.info.height };
   }
-  if (variant.scene !== undefined) {
-    const scene = await sceneComposite({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, variant.scene);
-    rgb = { data: Buffer.from(scene.data.buffer, scene.data.byteOffset, scene.data.byteLength), width: scene.width, height: scene.height };
-  }
-  if (variant.normalise) {
-    if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
-    const raw: RawImage = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 };
-    if (variant.locate && locator === undefined) throw new EngineError('INTERNAL', 'This feature pipeline locates the shoe first: pass the backbone\'s locator');
-    const hint = variant.locate ? await locator!(raw, variant.remnants ? { floodAnyUniform: true } : {}) : null;
-    const r = await preprocess(raw, {
-      size,
-      orient: variant.orient === true,
-      ...(variant.remnants ? { floodAnyUniform: true } : {}),
-      ...(hint !== null ? { objectHint: hint } : {}),
-    });
-    return { input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData, placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip } };
-  }
+  return rgb;
+}
+
+/** The contain-on-white model input (trimmed, augmented, mirrored as the variant says). */
+async function containInput(input: { data: Buffer; width: number; height: number }, size: number, variant: PrepVariant): Promise<Float32Array> {
+  let rgb = input;
   if (variant.trim) {
     try {
       const t = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
@@ -197,7 +224,7 @@ export async function prepareInputPlaced(
     .toBuffer({ resolveWithObject: true });
   const out = new Float32Array(size * size * 3);
   for (let i = 0; i < out.length; i++) out[i] = data[i]! / 255;
-  return { input: out };
+  return out;
 }
 
 /** A model input (`size*size*3`, HWC) mirrored left-right. */
@@ -284,7 +311,7 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
         batch.map(async ({ it }, j) =>
           prepareInput(await it.load(), backbone.inputSize, variant, locator && (async (raw, o) => {
             const box = await locator(raw, o);
-            hinted[j] = box !== null;
+            hinted[j] = box !== null && box !== undefined;
             return box;
           })),
         ),
@@ -305,11 +332,16 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
   return items.map((_, k) => meanVector(perVariant.map((v) => v[k]!)));
 }
 
-/** The embedding of one image under a spec, without caching (the serving path for a new photo). */
-export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array, spec: FeatureSpec): Promise<{ embedding: Float32Array; inputs: Float32Array[] }> {
-  const inputs = await Promise.all(variantsOf(spec).map((v) => prepareInput(image, backbone.inputSize, v, locatorFor(backbone, v))));
+/**
+ * The embedding of one image under a spec, without caching (the serving path for a new photo), and whether the
+ * shoe localiser found a shoe (undefined when it did not look: see {@link shoeFoundIn}).
+ */
+export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array, spec: FeatureSpec): Promise<{ embedding: Float32Array; inputs: Float32Array[]; shoeFound?: boolean }> {
+  const prepared = await Promise.all(variantsOf(spec).map((v) => prepareInputPlaced(image, backbone.inputSize, v, locatorFor(backbone, v))));
+  const inputs = prepared.map((p) => p.input);
   const vectors = await backbone.embedImages(inputs, { batchSize: inputs.length });
-  return { embedding: meanVector(vectors), inputs };
+  const shoeFound = prepared[0]?.shoeFound;
+  return { embedding: meanVector(vectors), inputs, ...(shoeFound !== undefined ? { shoeFound } : {}) };
 }
 
 /** How many augmentation seeds one augmented copy cycles over (one seed would crop and tint every image alike). */

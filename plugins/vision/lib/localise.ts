@@ -327,8 +327,11 @@ export function loadLocaliser(file: string): LocaliserModel {
   }
 }
 
-/** Finds the shoe's box on a photo (original pixels), or null (studio backdrop, or nothing shoe-like). */
-export type Locator = (raw: RawImage, opts?: { readonly floodAnyUniform?: boolean }) => Promise<Box | null>;
+/**
+ * Finds the shoe's box on a photo (original pixels): the box; null when it looked and found nothing shoe-like
+ * (no cell reached the threshold); undefined when it did not look (a studio backdrop, flood-filled anyway).
+ */
+export type Locator = (raw: RawImage, opts?: { readonly floodAnyUniform?: boolean }) => Promise<Box | null | undefined>;
 
 /** The localiser's cell probabilities and box for one photo (one forward pass up to the model's layer). */
 export async function localise(backbone: FeatureExtractor, model: LocaliserModel, raw: RawImage): Promise<{ probabilities: Float32Array; box: Box | null; letterbox: Letterbox }> {
@@ -358,7 +361,7 @@ export async function localise(backbone: FeatureExtractor, model: LocaliserModel
  */
 export function makeLocator(backbone: FeatureExtractor, model: LocaliserModel): Locator {
   return async (raw, opts = {}) => {
-    if (await floodsBackground(raw, opts)) return null;
+    if (await floodsBackground(raw, opts)) return undefined;
     return (await localise(backbone, model, raw)).box;
   };
 }
