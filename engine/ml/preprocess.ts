@@ -150,13 +150,8 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   if (!Number.isFinite(size) || size < 8 || size > 2048) {
     throw new EngineError('BAD_INPUT', `Preprocessing size must be 8..2048 (got ${opts.size})`);
   }
-  const rgb = toRgb(img);
-  const { cv } = await getCv();
-  return withMats((track) => {
+  return withImageMat(img, (cv, track, src) => {
     const { width, height } = img;
-    const src = track(new cv.Mat(height, width, cv.CV_8UC3));
-    src.data.set(rgb);
-
     const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
     const { scale, aw, ah, background, orientation, border } = a;
     const smallBox = a.box;
@@ -204,12 +199,17 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
  * measuring orientation accuracy on a labelled set.
  */
 export async function detectOrientation(img: RawImage, opts: { segment?: boolean } = {}): Promise<OrientationEvidence> {
+  return withImageMat(img, (cv, track, src) => analyse(cv, track, src, img.width, img.height, opts.segment !== false, true).orientation);
+}
+
+/** Runs `fn` on the image as an 8-bit RGB OpenCV Mat; every Mat it tracks is freed afterwards. */
+async function withImageMat<T>(img: RawImage, fn: (cv: Cv, track: Track, src: InstanceType<Cv['Mat']>) => T): Promise<T> {
   const rgb = toRgb(img);
   const { cv } = await getCv();
   return withMats((track) => {
     const src = track(new cv.Mat(img.height, img.width, cv.CV_8UC3));
     src.data.set(rgb);
-    return analyse(cv, track, src, img.width, img.height, opts.segment !== false, true).orientation;
+    return fn(cv, track, src);
   });
 }
 
@@ -218,11 +218,7 @@ export async function detectOrientation(img: RawImage, opts: { segment?: boolean
  * then an `objectHint` would go unused, so callers skip computing one.
  */
 export async function floodsBackground(img: RawImage, opts: { floodAnyUniform?: boolean } = {}): Promise<boolean> {
-  const rgb = toRgb(img);
-  const { cv } = await getCv();
-  return withMats((track) => {
-    const src = track(new cv.Mat(img.height, img.width, cv.CV_8UC3));
-    src.data.set(rgb);
+  return withImageMat(img, (cv, track, src) => {
     const { small, aw, ah } = analysisCopy(cv, track, src, img.width, img.height);
     return isFlooded(borderStats(small.data, aw, ah), opts.floodAnyUniform === true);
   });

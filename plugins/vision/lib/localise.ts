@@ -5,10 +5,10 @@
  * elsewhere. GrabCut starts from "everything but a thin frame is object", so on a busy scene (a shop shelf, a
  * cluttered room) with a small, off-centre shoe it frames the clutter (box IoU 0.24 on the busy shift
  * background: scripts/eval-segment.ts). The backbone already knows what a shoe looks like: this module reads
- * its last spatial feature map (InceptionV3 `mixed10`, 8×8 cells of 2,048 channels, whose mean is the
- * embedding) over the whole photo and scores each cell with a logistic regression — 2,048 weights, trained on
- * shoes pasted onto the generated training scenes (`scripts/train-localiser.ts`), where we know every shoe
- * pixel. The cells that score high give the shoe's box, which the normaliser then uses as GrabCut's starting
+ * a mid-level feature map over the whole photo (InceptionV3 `mixed5`: 17×17 cells of 768 channels; the last
+ * map, `mixed10`, has 8×8 cells, too coarse for a box) and scores each cell with a logistic regression — 768
+ * weights, trained on shoes pasted onto the generated training scenes (`scripts/train-localiser.ts`), where we
+ * know every shoe pixel. The cells that score high give the shoe's box, which the normaliser then uses as GrabCut's starting
  * rectangle (`objectHint`).
  *
  * The model file is small JSON (`assets/models/localiser-<backbone>.json`): the layer, per-channel mean/std,
@@ -37,13 +37,13 @@ export const LOCALISER_FORMAT = 'solescope-localiser-1';
 /** A trained localiser (the JSON file's content). */
 export interface LocaliserModel {
   readonly format: typeof LOCALISER_FORMAT;
-  /** Backbone whose features it reads (`inception_v3`). */
+  /** Backbone whose features it reads (`inception_v3`, `mobilenet_v2`). */
   readonly backbone: string;
-  /** The feature layer (`mixed10`). */
+  /** The feature layer (`mixed5`, `block_13_expand_relu`). */
   readonly layer: string;
   /** The backbone's input side: the photo is letterboxed to it. */
   readonly inputSize: number;
-  /** Cells per side of the layer's map (8 for `mixed10` at 299). */
+  /** Cells per side of the layer's map (17 for `mixed5` at 299). */
   readonly grid: number;
   /** Per-channel standardisation learnt on the training cells. */
   readonly mean: readonly number[];
