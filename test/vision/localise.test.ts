@@ -149,9 +149,10 @@ describe('shoe localiser: files and the backbone', () => {
     expect((await localise(backbone, constantModel(-5, 576, 14, 'block_13_expand_relu', 224), photo)).box).toBeNull();
     expect(backbone.tf.memory().numTensors).toBe(before);
     await expect(localise(backbone, constantModel(5, 576, 14, 'block_13_expand_relu', 224, 'inception_v3'), photo)).rejects.toThrow(/used with mobilenet_v2/);
-    // The locator skips studio shots (the normaliser flood-fills them and would ignore a hint).
+    // The locator skips studio shots (the normaliser flood-fills them and would ignore a hint): undefined, "did
+    // not look", unlike null, "looked and found no shoe".
     const locate = makeLocator(backbone, constantModel(5, 576, 14, 'block_13_expand_relu', 224));
-    expect(await locate(drawShoe({ seed: 2, toe: 'right' }))).toBeNull();
+    expect(await locate(drawShoe({ seed: 2, toe: 'right' }))).toBeUndefined();
     expect(await locate(photo)).not.toBeNull();
   });
 
@@ -173,9 +174,9 @@ describe('shoe localiser: files and the backbone', () => {
       // With a locator that knows where the shoe is: the busy photo's input changes; the studio one's cannot
       // (flood fill), so its cached unlocated embedding is reused.
       let calls = 0;
-      const locator = async (raw: RawImage): Promise<typeof placed.box | null> => {
+      const locator = async (raw: RawImage): Promise<typeof placed.box | undefined> => {
         calls++;
-        return (await floodsBackground(raw)) ? null : placed.box;
+        return (await floodsBackground(raw)) ? undefined : placed.box;
       };
       const located = await embedItems(backbone, items, { ...spec, locate: true }, { store, locator });
       expect(calls).toBe(2);
