@@ -8,7 +8,8 @@ import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type
 import { createVisionService, type Classification, type Embedder, type VisionService, type VisionServiceOptions } from './service.ts';
 import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
-import { getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
+import { BACKBONE_NAMES, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
+import { shippedLocaliser } from './lib/localise.ts';
 
 declare module '../../engine/context.ts' {
   interface Services {
@@ -311,6 +312,15 @@ export function createVisionPlugin(opts: Partial<Omit<VisionServiceOptions, 'sto
         onnxruntime: ort?.version ?? inference.onnxruntime ?? `unavailable${ort?.reason ? ` (${ort.reason})` : ''}`,
         threads: inference.threads,
         tensors: ml.numTensors,
+        // The shoe localisers the feature pipeline needs off studio backdrops (missing: how to rebuild).
+        localisers: BACKBONE_NAMES.map((b) => {
+          try {
+            const m = shippedLocaliser(b);
+            return `${b} (${m.layer}, threshold ${m.threshold})`;
+          } catch (err) {
+            return `${b} missing (${err instanceof EngineError ? err.message : String(err)})`;
+          }
+        }).join('; '),
       };
     },
     setup(engine: Engine) {
