@@ -84,10 +84,9 @@ await engine.register(createVisionPlugin());
 const head = await engine.services.vision.model('hype');
 const backboneName = head.backbone as BackboneName;
 const images = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i) => benchImage(i)));
-const studioImages: readonly Buffer[] = images;
 
 // 1. Warm hype latency, end to end. Distinct images so no embedding cache hit; distinct callers so no cooldown.
-async function hypeLatency(eng: typeof engine, label: string, photos: readonly Buffer[] = studioImages): Promise<{ p50: number; p95: number; runs: number }> {
+async function hypeLatency(eng: typeof engine, label: string, photos: readonly Buffer[] = images): Promise<{ p50: number; p95: number; runs: number }> {
   say(`hype latency (${label}): ${runs} warm runs on ${tf.getBackend()}`);
   const first = await eng.invoke('hype', { image: { kind: 'buffer', data: photos[0]! } }, { transport: 'cli', caller: { id: 'bench:warmup' } });
   if (!first.ok) throw first.error;

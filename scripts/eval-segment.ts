@@ -17,8 +17,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { preprocess, PREP_VERSION } from '../engine/ml/preprocess.ts';
-import type { Box, RawImage } from '../engine/ml/types.ts';
+import { boxIou, preprocess, PREP_VERSION } from '../engine/ml/preprocess.ts';
+import type { RawImage } from '../engine/ml/types.ts';
 import { seededRandom } from '../engine/random.ts';
 import { pasteShoePlaced, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { readLabelledSource } from '../plugins/vision/lib/dataset.ts';
@@ -42,14 +42,6 @@ const seed = Number(args.seed);
 // Normaliser v2's rule (flood-fill any near-uniform border), for comparison.
 const floodAnyUniform = args['flood-any-uniform']!;
 if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer (got ${args.n})`);
-
-/** Intersection over union of two boxes. */
-function boxIou(p: Box, q: Box): number {
-  const ix = Math.max(0, Math.min(p.x + p.width, q.x + q.width) - Math.max(p.x, q.x));
-  const iy = Math.max(0, Math.min(p.y + p.height, q.y + q.height) - Math.max(p.y, q.y));
-  const union = p.width * p.height + q.width * q.height - ix * iy;
-  return union > 0 ? (ix * iy) / union : 0;
-}
 
 const source = await readLabelledSource(args.data);
 const rows = source.rows.filter((r) => r.brand !== undefined || r.hype !== undefined);

@@ -22,6 +22,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { isBackboneName, loadBackbone } from '../engine/ml/backbones.ts';
+import { layerActivations } from '../engine/ml/cam.ts';
 import { boxIou, preprocess } from '../engine/ml/preprocess.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { seededRandom } from '../engine/random.ts';
@@ -107,19 +108,12 @@ async function maps(images: readonly RawImage[]): Promise<{ lbs: Letterbox[]; ma
     const part = lbs.slice(s, s + 8);
     const data = new Float32Array(part.length * size * size * 3);
     part.forEach((l, i) => data.set(l.input, i * size * size * 3));
-    let flat: Float32Array;
-    if (backbone.featuresAsync) {
-      const [o] = await backbone.featuresAsync(data, part.length, [layer]);
-      dims = o!.dims;
-      flat = o!.data;
-    } else {
-      const x = tf.tensor4d(data, [part.length, size, size, 3]);
-      const [t] = backbone.features(x, [layer]);
-      x.dispose();
-      dims = t!.shape;
-      flat = (await t!.data()) as Float32Array;
-      t!.dispose();
-    }
+    // The same forward pass serving uses (onnxruntime when available, else tfjs).
+    const x = tf.tensor4d(data, [part.length, size, size, 3]);
+    const t = await layerActivations(backbone, x, layer).finally(() => x.dispose());
+    dims = t.shape;
+    const flat = (await t.data()) as Float32Array;
+    t.dispose();
     const per = flat.length / part.length;
     for (let i = 0; i < part.length; i++) out.push(flat.slice(i * per, (i + 1) * per));
   }

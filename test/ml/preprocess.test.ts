@@ -107,11 +107,6 @@ describe('background handling and framing', () => {
   });
 
   it('GIVEN a shoe on a blotched carpet (uniform border, patchy floor) THEN the crop hugs the shoe, not the blotches', async () => {
-    const boxIou = (p: { x: number; y: number; width: number; height: number }, q: typeof p): number => {
-      const ix = Math.max(0, Math.min(p.x + p.width, q.x + q.width) - Math.max(p.x, q.x));
-      const iy = Math.max(0, Math.min(p.y + p.height, q.y + q.height) - Math.max(p.y, q.y));
-      return (ix * iy) / (p.width * p.height + q.width * q.height - ix * iy);
-    };
     const ious: number[] = [];
     const kinds: string[] = [];
     for (let seed = 1; seed <= 4; seed++) {
