@@ -41,7 +41,7 @@ import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
-import { asEmbedItems, loadLabelledItems, readLabelledSource, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
+import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
@@ -52,6 +52,7 @@ import { trainHead } from '../plugins/vision/lib/train.ts';
 const { values: args } = parseArgs({
   options: {
     data: { type: 'string' },
+    labels: { type: 'string' },
     cache: { type: 'string', default: 'data/train-defaults.db' },
     backbone: { type: 'string', default: 'mobilenet_v2' },
     seed: { type: 'string', default: '42' },
@@ -65,7 +66,7 @@ const { values: args } = parseArgs({
   },
 });
 if (!args.data) {
-  console.error('usage: npx tsx scripts/eval-shift.ts --data <manifest.csv|folder> [--backbone mobilenet_v2] [--pipelines vprep,study,study-noorient,study-noorient+trim+scene] [--scene-copies 1] [--json]');
+  console.error('usage: npx tsx scripts/eval-shift.ts --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--backbone mobilenet_v2] [--pipelines vprep,study,study-noorient,study-noorient+trim+scene] [--scene-copies 1] [--json]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -109,7 +110,8 @@ for (const k of KINDS.slice(1)) if (!(k in BACKGROUNDS)) throw new Error(`unknow
 type Kind = string;
 const kindLabel = (k: string): string => (k in TRAINING_SCENES ? `${k} (seen)` : k);
 
-const source = await readLabelledSource(args.data);
+// --labels a.csv[,b.csv]: label overlays (assets/labels/) that add labels the manifest lacks.
+const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
 mkdirSync(path.dirname(path.resolve(args.cache!)), { recursive: true });
 // The same cache (and keys) as train:defaults: the training side's views are the ones it embeds.
 const store = await openStore({ url: `sqlite:${path.resolve(args.cache!)}` });

@@ -7,6 +7,8 @@
  * embed nothing twice → per task: fuzzy-name group split (test 10 %, seed 42), train on the train side,
  * report on the held-out side → leave-one-source-out folds (train on all sources but one, test on it) →
  * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
+ * `--labels a.csv[,b.csv]`: label overlays that add labels the manifest lacks (assets/labels/: our brand labels
+ * for the dev set's zjy-T photos).
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
  * `--trim`, `--flip-augment`, `--augment N` / `--hype-augment N` / `--brand-augment N` (crop/colour/background
  * jittered copies as extra training rows), `--scene-augment N` / `--hype-scene-augment N` /
@@ -23,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { openStore } from '../engine/store/index.ts';
 import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
-import { asEmbedItems, loadLabelledItems, readLabelledSource } from '../plugins/vision/lib/dataset.ts';
+import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -35,6 +37,7 @@ import { featureKey } from '../plugins/vision/service.ts';
 const { values: args } = parseArgs({
   options: {
     data: { type: 'string' },
+    labels: { type: 'string' },
     out: { type: 'string', default: 'assets/models' },
     cache: { type: 'string', default: 'data/train-defaults.db' },
     backbone: { type: 'string', default: 'mobilenet_v2' },
@@ -66,7 +69,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -101,7 +104,8 @@ const log = (msg: string): void => console.log(`[train:defaults] ${msg}`);
 
 const tf = await getTf();
 log(`backend ${tf.getBackend()}, backbone ${backboneName}, features ${JSON.stringify(features)}`);
-const source = await readLabelledSource(args.data);
+// --labels a.csv[,b.csv]: label overlays (assets/labels/) that add labels the manifest lacks.
+const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
 log(`${source.rows.length} rows (${source.skipped.length} skipped) from ${source.location}`);
 mkdirSync(path.dirname(path.resolve(args.cache!)), { recursive: true });
 const store = await openStore({ url: `sqlite:${path.resolve(args.cache!)}` });

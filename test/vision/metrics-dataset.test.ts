@@ -3,7 +3,8 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { classificationReport, formatReport } from '../../plugins/vision/lib/metrics.ts';
-import { parseCsv, readLabelledSource } from '../../plugins/vision/lib/dataset.ts';
+import { applyLabelOverlay, parseCsv, readLabelOverlay, readLabelledSource, withLabelOverlays } from '../../plugins/vision/lib/dataset.ts';
+import { BRANDS } from '../../plugins/vision/lib/labels.ts';
 
 describe('classification report', () => {
   it('GIVEN known predictions THEN precision, recall, F1, macro and weighted averages match hand computation', () => {
@@ -77,5 +78,43 @@ describe('labelled data on disk', () => {
     expect(byName['z.webp']!.brand).toBeUndefined();
     expect(src.skipped).toHaveLength(1);
     await expect(readLabelledSource(path.join(dir, 'nope'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('GIVEN a label overlay THEN it adds only missing labels, counts disagreements and keeps its extra columns', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vision-ov-'));
+    mkdirSync(path.join(dir, 'img'));
+    for (const f of ['a.jpg', 'b.jpg', 'c.jpg']) writeFileSync(path.join(dir, 'img', f), 'x');
+    writeFileSync(path.join(dir, 'manifest.csv'), 'file,brand,hype\nimg/a.jpg,nike,\nimg/b.jpg,unknown,hyped\nimg/c.jpg,,\n');
+    const overlayPath = path.join(dir, 'overlay.csv');
+    writeFileSync(overlayPath, 'file,brand,footwear\nimg/a.jpg,adidas,sneaker\nimg/b.jpg,Jordan,sneaker\nimg/c.jpg,unknown,other_footwear\nimg/gone.jpg,nike,sneaker\n');
+    const src = await readLabelledSource(path.join(dir, 'manifest.csv'));
+    const { source, report } = applyLabelOverlay(src, readLabelOverlay(overlayPath));
+    expect(report).toEqual({ matched: 3, unmatched: 1, added: { brand: 1, hype: 0 }, conflicts: { brand: 1, hype: 0 } });
+    const byName = Object.fromEntries(source.rows.map((r) => [path.basename(r.file), r]));
+    expect(byName['a.jpg']!.brand).toBe('nike'); // the manifest's own label wins
+    expect(byName['b.jpg']).toMatchObject({ brand: 'jordan', hype: 'hyped' });
+    expect(byName['c.jpg']!.brand).toBeUndefined(); // "unknown" adds nothing
+    expect(byName['c.jpg']!.extra).toMatchObject({ footwear: 'other_footwear' });
+    expect(src.rows[1]!.brand).toBeUndefined(); // the input source is not mutated
+    const logged: string[] = [];
+    expect(withLabelOverlays(src, [overlayPath], (m) => logged.push(m)).rows[1]!.brand).toBe('jordan');
+    expect(logged[0]).toMatch(/3 rows matched \(1 unmatched\), added 1 brand \/ 0 hype labels, 1 conflicts/);
+    writeFileSync(overlayPath, 'file,colour\nimg/a.jpg,red\n');
+    expect(() => readLabelOverlay(overlayPath)).toThrow(/brand.*hype/);
+    expect(() => readLabelOverlay(path.join(dir, 'none.csv'))).toThrow(/Cannot read/);
+  });
+
+  it('the shipped hand-label overlay is well formed: one line per zjy-T photo, valid labels, non-shoes unlabelled', () => {
+    const overlay = readLabelOverlay(path.join(import.meta.dirname, '../../assets/labels/sneakers-dev-zjy-brand.csv'));
+    expect(overlay.size).toBe(1954);
+    const counts: Record<string, number> = {};
+    for (const [file, rec] of overlay) {
+      expect(file).toMatch(/^images\/zjy-T__[\w.-]+\.jpg$/);
+      expect([...BRANDS, 'unknown']).toContain(rec.brand);
+      expect(['sneaker', 'other_footwear']).toContain(rec.footwear);
+      if (rec.footwear === 'other_footwear') expect(rec.brand).toBe('unknown');
+      counts[rec.brand!] = (counts[rec.brand!] ?? 0) + 1;
+    }
+    for (const b of BRANDS) expect(counts[b]).toBeGreaterThan(150);
   });
 });

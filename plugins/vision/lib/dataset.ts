@@ -179,6 +179,95 @@ export async function readLabelledSource(pathOrCsv: string): Promise<LabelledSou
   throw new EngineError('BAD_INPUT', `${pathOrCsv} is neither a folder nor a manifest .csv file.`);
 }
 
+/** What {@link applyLabelOverlay} changed. */
+export interface OverlayReport {
+  /** Overlay lines whose file is a row of the source. */
+  readonly matched: number;
+  /** Overlay lines naming a file the source does not have. */
+  readonly unmatched: number;
+  /** Labels the overlay added, per task (a row the source already labels keeps its own label). */
+  readonly added: { readonly brand: number; readonly hype: number };
+  /** Labels the overlay disagreed with and left alone, per task. */
+  readonly conflicts: { readonly brand: number; readonly hype: number };
+}
+
+/**
+ * A label overlay: a CSV with a `file` column (relative to the manifest the overlay is applied to, as in that
+ * manifest) and `brand` and/or `hype` columns, plus any other columns (kept in the row's `extra`, e.g.
+ * `footwear`). It adds labels a manifest lacks without copying or editing the manifest — how the hand labels
+ * in assets/labels/ extend ../shared/datasets/sneakers-dev, which has no brand for its zjy-T photos.
+ */
+export function readLabelOverlay(csvPath: string): Map<string, Record<string, string>> {
+  let text: string;
+  try {
+    text = readFileSync(csvPath, 'utf8');
+  } catch {
+    throw new EngineError('NOT_FOUND', `Cannot read the label overlay ${csvPath}.`);
+  }
+  const [header, ...body] = parseCsv(text);
+  const cols = (header ?? []).map((h) => h.trim().toLowerCase());
+  if (!cols.includes('file') || !(cols.includes('brand') || cols.includes('hype'))) {
+    throw new EngineError('BAD_INPUT', `${path.basename(csvPath)} needs a "file" column and a "brand" or "hype" column.`);
+  }
+  const out = new Map<string, Record<string, string>>();
+  for (const cells of body) {
+    const rec: Record<string, string> = {};
+    cols.forEach((c, i) => {
+      const v = cells[i]?.trim();
+      if (v) rec[c] = v;
+    });
+    if (rec.file) out.set(path.posix.normalize(rec.file.replaceAll('\\', '/')), rec);
+  }
+  return out;
+}
+
+/**
+ * Apply a label overlay ({@link readLabelOverlay}) to a manifest source. Only missing labels are added: a
+ * label the manifest already has wins (the source's own labels are the better-documented ones), and a
+ * disagreement is counted, not applied. Overlay columns other than file/brand/hype land in `extra`.
+ */
+export function applyLabelOverlay(source: LabelledSource, overlay: ReadonlyMap<string, Readonly<Record<string, string>>>): { source: LabelledSource; report: OverlayReport } {
+  const root = source.kind === 'manifest' ? path.dirname(source.location) : source.location;
+  let matched = 0;
+  const added = { brand: 0, hype: 0 };
+  const conflicts = { brand: 0, hype: 0 };
+  const seen = new Set<string>();
+  const rows = source.rows.map((row): DatasetRow => {
+    const rel = path.relative(root, row.file).split(path.sep).join('/');
+    const rec = overlay.get(rel);
+    if (!rec) return row;
+    matched++;
+    seen.add(rel);
+    let next: DatasetRow = row;
+    for (const task of ['brand', 'hype'] as const) {
+      const label = parseLabel(task, rec[task]);
+      if (label === undefined) continue;
+      if (row[task] === undefined) {
+        next = { ...next, [task]: label };
+        added[task]++;
+      } else if (row[task] !== label) conflicts[task]++;
+    }
+    const extra = Object.fromEntries(Object.entries(rec).filter(([k]) => !['file', 'brand', 'hype'].includes(k)));
+    return Object.keys(extra).length ? { ...next, extra: { ...row.extra, ...extra } } : next;
+  });
+  const unmatched = [...overlay.keys()].filter((k) => !seen.has(k)).length;
+  return { source: { ...source, rows }, report: { matched, unmatched, added, conflicts } };
+}
+
+/**
+ * Apply label overlays in order (the scripts' `--labels a.csv,b.csv`), reporting each through `log`.
+ */
+export function withLabelOverlays(source: LabelledSource, overlayPaths: readonly string[], log?: (msg: string) => void): LabelledSource {
+  let out = source;
+  for (const overlayPath of overlayPaths) {
+    const applied = applyLabelOverlay(out, readLabelOverlay(overlayPath));
+    out = applied.source;
+    const r = applied.report;
+    log?.(`labels ${overlayPath}: ${r.matched} rows matched (${r.unmatched} unmatched), added ${r.added.brand} brand / ${r.added.hype} hype labels, ${r.conflicts.brand + r.conflicts.hype} conflicts left to the manifest`);
+  }
+  return out;
+}
+
 /** A labelled row with its content id (pixel hash: the embedding cache key). */
 export interface LabelledItem {
   readonly row: DatasetRow;

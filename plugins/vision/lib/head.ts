@@ -5,7 +5,9 @@
  * labels it was trained on. Two calibrations ride along so answers stay honest:
  * - `openSet` (brand): cosine distance to each trained class's centroid, with a per-class radius from the
  *   training data. A photo far from every known brand moves probability to `other` instead of being forced
- *   into jordan/nike/adidas — the dev data has no `other` rows, so `other` is open-set by construction.
+ *   into jordan/nike/adidas. The manifest itself has no `other` rows; the shipped brand head also learnt a real
+ *   `other` class from the hand-labelled zjy-T photos (assets/labels/), and keeps the open-set check for brands
+ *   unlike any it saw.
  * - `ood` (every head): distance to the training distribution; beyond the threshold the answer is marked
  *   low-confidence ("I don't see a sneaker like the ones I know").
  * Inference here is plain arithmetic (no tensors, nothing to leak); {@link headLogitsTf} is the same function
