@@ -101,7 +101,7 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
     text = noShoe
       ? `I don't see a sneaker like the ones I know in this photo, so I can't name a brand honestly.`
       : cls.label === 'other'
-        ? `**Other / not sure** — it does not look like the Jordan, Nike or adidas shoes I was trained on.`
+        ? `**Another brand** (${pct(cls.confidence)}) — not Jordan, Nike or adidas, as far as I can tell.`
         : `**${cls.label[0]!.toUpperCase()}${cls.label.slice(1)}** (${pct(cls.confidence)}).`;
     text += `\n${ranked.map(([b, p]) => `${b} ${pct(p)}`).join(' · ')}`;
   }
