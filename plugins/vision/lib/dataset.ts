@@ -195,7 +195,7 @@ export interface OverlayReport {
  * A label overlay: a CSV with a `file` column (relative to the manifest the overlay is applied to, as in that
  * manifest) and `brand` and/or `hype` columns, plus any other columns (kept in the row's `extra`, e.g.
  * `footwear`). It adds labels a manifest lacks without copying or editing the manifest — how the hand labels
- * in assets/labels/ extend ../shared/datasets/sneakers-dev, which has no brand for its zjy-T photos.
+ * in assets/labels/ extend the sneakers-dev development set, which has no brand for its zjy-T photos.
  */
 export function readLabelOverlay(csvPath: string): Map<string, Record<string, string>> {
   let text: string;
