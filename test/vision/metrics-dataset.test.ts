@@ -117,4 +117,32 @@ describe('labelled data on disk', () => {
     }
     for (const b of BRANDS) expect(counts[b]).toBeGreaterThan(150);
   });
+
+  it('the shipped hype overlay covers the Farfetch photos only, with a basis that agrees with each label and with the brand overlay', () => {
+    const labels = path.join(import.meta.dirname, '../../assets/labels');
+    const hype = readLabelOverlay(path.join(labels, 'sneakers-dev-zjy-hype.csv'));
+    const brand = readLabelOverlay(path.join(labels, 'sneakers-dev-zjy-brand.csv'));
+    expect(hype.size).toBe(1322);
+    // Which label each basis may carry: the rule the README states, so a typing slip between columns fails here.
+    const allowed: Record<string, string> = {
+      'retail-not-sneaker': 'not_hyped',
+      'retail-other-brand': 'not_hyped',
+      'resale-model': 'hyped',
+      'possible-resale-model': 'unknown',
+      'jordan-performance-model': 'unknown',
+      'not-judged': 'unknown',
+    };
+    const counts: Record<string, number> = {};
+    for (const [file, rec] of hype) {
+      expect(file).toMatch(/^images\/zjy-T__\w+__farfetch_shoe\d+\.jpg$/);
+      expect(allowed[rec.basis!]).toBe(rec.hype);
+      const b = brand.get(file)!;
+      if (rec.basis === 'retail-not-sneaker') expect(b.footwear).toBe('other_footwear');
+      if (rec.basis === 'retail-other-brand') expect(b.brand).toBe('other');
+      if (rec.basis === 'resale-model') expect(['jordan', 'nike', 'adidas']).toContain(b.brand);
+      counts[rec.hype!] = (counts[rec.hype!] ?? 0) + 1;
+    }
+    expect(counts.hyped).toBeGreaterThan(90);
+    expect(counts.not_hyped).toBeGreaterThan(800);
+  });
 });
