@@ -3,6 +3,7 @@
  * and the community votes on hype/brand answers. Provides the `vision` service (and `embedder`, the
  * contract the training plugin embeds stored images with).
  */
+import path from 'node:path';
 import { z } from 'zod';
 import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type CommandContext, type Engine, type ReplyAction } from '../../engine/index.ts';
 import { createVisionService, type Classification, type Embedder, type VisionService, type VisionServiceOptions } from './service.ts';
@@ -10,6 +11,7 @@ import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
 import { BACKBONE_NAMES, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
 import { shippedLocaliser } from './lib/localise.ts';
+import { describeOverlayReport, type NamedOverlayReport } from './lib/dataset.ts';
 
 declare module '../../engine/context.ts' {
   interface Services {
@@ -199,6 +201,21 @@ const similar = defineCommand({
   },
 });
 
+/** `--labels a.csv,b.csv`: label overlays (assets/labels/) that add the labels a dataset lacks. */
+const labelsOption = z
+  .string()
+  .min(1)
+  .optional()
+  .describe('Label overlay CSV(s), comma-separated (file plus brand and/or hype columns, e.g. assets/labels/*.csv): fill labels the data lacks');
+
+function overlayPaths(labels: string | undefined): string[] {
+  return labels?.split(',').map((p) => p.trim()).filter(Boolean) ?? [];
+}
+
+function overlayLines(reports: readonly NamedOverlayReport[]): string {
+  return reports.map((r) => `${describeOverlayReport({ ...r, overlay: path.basename(r.overlay) })}\n`).join('');
+}
+
 function requireLocal(ctx: CommandContext, what: string): void {
   if (!ctx.allowLocalPaths) fail('FORBIDDEN', `${what} reads files on the server, so it is only available from the CLI.`);
 }
@@ -211,6 +228,7 @@ const evaluate = defineCommand({
       task: z.enum(['hype', 'brand']).describe('Which model'),
       data: z.string().min(1).describe('Labelled folder (class subfolders) or manifest.csv'),
       model: modelOption,
+      labels: labelsOption,
     })
     .strict(),
   long: true,
@@ -219,11 +237,12 @@ const evaluate = defineCommand({
     requireLocal(ctx, 'evaluate');
     const r = await ctx.services.vision.evaluate(input.task, input.data, {
       ...(input.model !== undefined ? { modelId: input.model } : {}),
+      labels: overlayPaths(input.labels),
       progress: (e) => ctx.progress(e),
       signal: ctx.signal,
     });
     const { png, text, ...data } = r;
-    const header = `${input.task} model ${r.model} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
+    const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
     return reply(`${header}\n\`\`\`\n${text}\n\`\`\``, {
       title: `evaluate · ${input.task}`,
       images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],
@@ -240,6 +259,7 @@ const datasetImport = defineCommand({
       source: z.string().min(1).describe('Folder of class subfolders, or a manifest.csv (file,brand,hype,name)'),
       name: z.string().min(1).max(100).optional().describe('Dataset name (default: the folder name)'),
       embed: z.boolean().default(false).describe('Also embed the images so `similar` can find them (slow on CPU)'),
+      labels: labelsOption,
     })
     .strict(),
   positional: ['source'],
@@ -252,12 +272,13 @@ const datasetImport = defineCommand({
       ...(input.name !== undefined ? { name: input.name } : {}),
       by: `import:${input.name ?? 'dataset'}`,
       embed: input.embed,
+      labels: overlayPaths(input.labels),
       progress: (e) => ctx.progress(e),
       signal: ctx.signal,
     });
     await ctx.services.store.audit.add({ actor: ctx.caller.id, action: 'dataset.import', target: r.dataset, details: { rows: r.rows, added: r.added, duplicates: r.duplicates } });
     const skippedText = r.skipped.length > 0 ? `\nSkipped ${r.skipped.length}: ${r.skipped.slice(0, 5).map((s) => `${s.item} (${s.reason})`).join('; ')}${r.skipped.length > 5 ? '; …' : ''}` : '';
-    return reply(`Dataset **${r.dataset}**: ${r.rows} rows, ${r.added} new images, ${r.duplicates} already stored, ${r.labels} labels.${skippedText}`, {
+    return reply(`${overlayLines(r.labelOverlays)}Dataset **${r.dataset}**: ${r.rows} rows, ${r.added} new images, ${r.duplicates} already stored, ${r.labels} labels.${skippedText}`, {
       title: 'dataset import',
       data: { ...r },
     });

@@ -14,7 +14,7 @@ import { loadBackbone, isBackboneName, type Backbone } from '../../engine/ml/bac
 import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
-import { readLabelledSource, type DatasetRow } from './lib/dataset.ts';
+import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
 import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
@@ -88,6 +88,8 @@ export interface EvaluationResult extends ClassificationReport {
   readonly skipped: number;
   /** Rows whose image could not be read. */
   readonly unreadable: number;
+  /** What each label overlay (`labels`) added to the data, in order. */
+  readonly labelOverlays: readonly NamedOverlayReport[];
   readonly text: string;
   readonly png: Buffer;
 }
@@ -99,6 +101,8 @@ export interface ImportResult {
   readonly added: number;
   readonly duplicates: number;
   readonly labels: number;
+  /** What each label overlay (`labels`) added to the data, in order. */
+  readonly labelOverlays: readonly NamedOverlayReport[];
   readonly skipped: readonly { readonly item: string; readonly reason: string }[];
 }
 
@@ -170,9 +174,9 @@ export interface VisionService {
   /** Nearest stored images by embedding, plus the labelled strip PNG. */
   similar(image: VisionImage, opts?: { k?: number; allowLocalPaths?: boolean }): Promise<{ neighbours: Neighbour[]; png: Buffer; searched: number }>;
   /** Evaluate a model on a labelled folder or manifest. */
-  evaluate(task: Task, data: string, opts?: { modelId?: string | number; progress?: VisionProgress; signal?: AbortSignal }): Promise<EvaluationResult>;
+  evaluate(task: Task, data: string, opts?: { modelId?: string | number; labels?: readonly string[]; progress?: VisionProgress; signal?: AbortSignal }): Promise<EvaluationResult>;
   /** Import a labelled folder or manifest into the store (idempotent; dedupe by content). */
-  importDataset(source: string, opts?: { name?: string; by?: string; embed?: boolean; progress?: VisionProgress; signal?: AbortSignal }): Promise<ImportResult>;
+  importDataset(source: string, opts?: { name?: string; by?: string; embed?: boolean; labels?: readonly string[]; progress?: VisionProgress; signal?: AbortSignal }): Promise<ImportResult>;
   /** Counts per label, per source, and image sizes. */
   datasetStats(name?: string): Promise<DatasetStats>;
   /** Train a head on stored labelled images (group-aware split, cached embeddings). */
@@ -443,8 +447,8 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     return { neighbours, png, searched };
   }
 
-  async function evaluate(task: Task, data: string, opts: { modelId?: string | number; progress?: VisionProgress; signal?: AbortSignal } = {}): Promise<EvaluationResult> {
-    const source = await readLabelledSource(data);
+  async function evaluate(task: Task, data: string, opts: { modelId?: string | number; labels?: readonly string[]; progress?: VisionProgress; signal?: AbortSignal } = {}): Promise<EvaluationResult> {
+    const { source, reports: labelOverlays } = applyLabelOverlays(await readLabelledSource(data), opts.labels ?? []);
     const head = await model(task, opts.modelId);
     const backbone = await backboneFor(head.backbone);
     const labelled = source.rows.filter((r) => r[task] !== undefined);
@@ -467,7 +471,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const report = classificationReport(yTrue, yPred, labelsOf(task));
     const text = formatReport(report);
     const png = await renderConfusionMatrix(report.confusion.labels, report.confusion.matrix, `${task} · ${head.id} · n=${report.n}`);
-    return { ...report, task, model: head.id, skipped, unreadable, text, png };
+    return { ...report, task, model: head.id, skipped, unreadable, labelOverlays, text, png };
   }
 
   /** Pipeline-complete embeddings with a cache of the final vectors too (what `similar` searches). */
@@ -489,9 +493,10 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     return items.map((i) => have.get(i.sha256)!);
   }
 
-  async function importDataset(src: string, opts: { name?: string; by?: string; embed?: boolean; progress?: VisionProgress; signal?: AbortSignal } = {}): Promise<ImportResult> {
+  async function importDataset(src: string, opts: { name?: string; by?: string; embed?: boolean; labels?: readonly string[]; progress?: VisionProgress; signal?: AbortSignal } = {}): Promise<ImportResult> {
     const store = storeOrThrow();
-    const source = await readLabelledSource(src);
+    // Overlays (assets/labels/) carry hand labels into the store, so `train` retrains on what the shipped heads learnt from.
+    const { source, reports: labelOverlays } = applyLabelOverlays(await readLabelledSource(src), opts.labels ?? []);
     const name = opts.name ?? path.basename(source.kind === 'manifest' ? path.dirname(source.location) : source.location);
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name)) throw new EngineError('BAD_INPUT', `Dataset name "${name}" must be letters, digits, dot, dash or underscore.`);
     await store.datasets.ensure({ name, description: `imported from ${path.basename(source.location)}`, ...(opts.by !== undefined ? { createdBy: opts.by } : {}) });
@@ -541,7 +546,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       const items: EmbedItem[] = unique.map((sha) => ({ sha256: sha, load: async () => (await store.images.bytes(sha))! }));
       await embedFeatureItems(backbone, items, head?.features ?? DEFAULT_FEATURES, store, opts.progress, opts.signal);
     }
-    return { dataset: name, rows: source.rows.length, added, duplicates, labels, skipped };
+    return { dataset: name, rows: source.rows.length, added, duplicates, labels, labelOverlays, skipped };
   }
 
   async function datasetStats(name?: string): Promise<DatasetStats> {

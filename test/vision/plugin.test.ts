@@ -205,4 +205,29 @@ describe('vision plugin on generated sneakers', () => {
     expect(corrupt.ok || corrupt.error.code).toBe('MODEL_MISSING');
     await bare.close();
   });
+
+  // Last in this block: the overlay import gives the fixtures' unlabelled photo labels in the shared store.
+  it('GIVEN a label overlay THEN evaluate and dataset import add the labels the manifest lacks, keep its own, and say so', async () => {
+    const overlay = path.join(dir, 'data', 'hand-labels.csv');
+    // unlabelled.png gains both labels; jordan-0 keeps the manifest's brand (a conflict); ghost.png matches nothing.
+    writeFileSync(overlay, 'file,brand,hype,basis\nimages/unlabelled.png,nike,not_hyped,by eye\nimages/jordan-0.png,adidas,,by eye\nimages/ghost.png,nike,,by eye\n');
+    const r = await engine.invoke('evaluate', { task: 'brand', data: manifest, labels: overlay }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.reply.data).toMatchObject({
+      n: 13,
+      skipped: 0,
+      labelOverlays: [{ overlay, matched: 2, unmatched: 1, added: { brand: 1, hype: 1 }, conflicts: { brand: 1, hype: 0 } }],
+    });
+    expect((r.reply.data as { perClass: Record<string, { support: number }> }).perClass.jordan!.support).toBe(4);
+    expect(r.reply.text).toMatch(/^labels hand-labels\.csv: 2 rows matched \(1 unmatched\), added 1 brand \/ 1 hype labels, 1 conflicts/);
+
+    const imported = await engine.invoke('dataset import', { source: manifest, name: 'fixtures-labelled', labels: overlay }, cliInit());
+    expect(imported.ok && imported.reply.data).toMatchObject({ rows: 13, added: 0, duplicates: 13, labels: 26 });
+    const stats = await engine.invoke('dataset stats', { name: 'fixtures-labelled' }, cliInit());
+    expect(stats.ok && stats.reply.data).toMatchObject({ brand: { nike: 5 }, hype: { not_hyped: 5 } });
+
+    const missing = await engine.invoke('evaluate', { task: 'brand', data: manifest, labels: path.join(dir, 'none.csv') }, cliInit());
+    expect(missing.ok || missing.error.code).toBe('NOT_FOUND');
+  });
 });

@@ -254,18 +254,38 @@ export function applyLabelOverlay(source: LabelledSource, overlay: ReadonlyMap<s
   return { source: { ...source, rows }, report: { matched, unmatched, added, conflicts } };
 }
 
+/** One applied overlay's report, with the file it came from. */
+export interface NamedOverlayReport extends OverlayReport {
+  readonly overlay: string;
+}
+
+/**
+ * Apply label overlays in order (`--labels a.csv,b.csv`): each one sees the labels the previous ones added,
+ * so the first overlay to label a row wins, after the manifest.
+ */
+export function applyLabelOverlays(source: LabelledSource, overlayPaths: readonly string[]): { source: LabelledSource; reports: NamedOverlayReport[] } {
+  let out = source;
+  const reports: NamedOverlayReport[] = [];
+  for (const overlayPath of overlayPaths) {
+    const applied = applyLabelOverlay(out, readLabelOverlay(overlayPath));
+    out = applied.source;
+    reports.push({ overlay: overlayPath, ...applied.report });
+  }
+  return { source: out, reports };
+}
+
+/** One line saying what an overlay did (the scripts' log, the commands' reply text). */
+export function describeOverlayReport(r: NamedOverlayReport): string {
+  return `labels ${r.overlay}: ${r.matched} rows matched (${r.unmatched} unmatched), added ${r.added.brand} brand / ${r.added.hype} hype labels, ${r.conflicts.brand + r.conflicts.hype} conflicts left to the manifest`;
+}
+
 /**
  * Apply label overlays in order (the scripts' `--labels a.csv,b.csv`), reporting each through `log`.
  */
 export function withLabelOverlays(source: LabelledSource, overlayPaths: readonly string[], log?: (msg: string) => void): LabelledSource {
-  let out = source;
-  for (const overlayPath of overlayPaths) {
-    const applied = applyLabelOverlay(out, readLabelOverlay(overlayPath));
-    out = applied.source;
-    const r = applied.report;
-    log?.(`labels ${overlayPath}: ${r.matched} rows matched (${r.unmatched} unmatched), added ${r.added.brand} brand / ${r.added.hype} hype labels, ${r.conflicts.brand + r.conflicts.hype} conflicts left to the manifest`);
-  }
-  return out;
+  const applied = applyLabelOverlays(source, overlayPaths);
+  for (const r of applied.reports) log?.(describeOverlayReport(r));
+  return applied.source;
 }
 
 /** A labelled row with its content id (pixel hash: the embedding cache key). */
