@@ -268,6 +268,13 @@ export class BullJobRunner implements JobRunner {
 
   private async info(job: Job, queue: Queue): Promise<JobInfo> {
     const raw = await job.getState();
+    // The job hash was read before its state: a job that finished in between still carries the old
+    // (empty) return value or failure reason, so read it again once the state says it finished. Without
+    // this, a job that failed within milliseconds (bad input) could be reported as INTERNAL.
+    if (((raw === 'completed' && (job.returnvalue === null || job.returnvalue === undefined)) || (raw === 'failed' && !job.failedReason)) && job.id) {
+      const fresh = await queue.getJob(job.id);
+      if (fresh) job = fresh;
+    }
     const failed = raw === 'failed' ? decodeError(job.failedReason) : undefined;
     const state: JobState =
       raw === 'failed' && failed?.code === 'CONFLICT' && failed.message === CANCELLED_MESSAGE
@@ -277,12 +284,6 @@ export class BullJobRunner implements JobRunner {
           : raw === 'active' || raw === 'delayed' || raw === 'completed' || raw === 'failed'
             ? raw
             : 'unknown';
-    // The job hash was read before its state: a job that finished in between still carries the old
-    // (empty) return value, so read it again once the state says completed.
-    if (raw === 'completed' && (job.returnvalue === null || job.returnvalue === undefined) && job.id) {
-      const fresh = await queue.getJob(job.id);
-      if (fresh) job = fresh;
-    }
     const { payload, meta } = unwrapJobData(job.data);
     const progress = decodeProgress(job.progress);
     const queuePosition = state === 'waiting' ? await this.position(queue, job.id ?? '') : undefined;

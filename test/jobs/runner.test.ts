@@ -1,6 +1,6 @@
-import { Queue } from 'bullmq';
+import { Queue, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEngine, EngineError, loadConfig, silentLogger, type Engine, type ProgressEvent } from '../../engine/index.ts';
+import { createEngine, EngineError, loadConfig, silentLogger, type Engine, type JobInfo, type ProgressEvent } from '../../engine/index.ts';
 import { createBullJobRunner, type BullJobRunner } from '../../jobs/runner.ts';
 import { startJobWorkers, type JobWorkers } from '../../jobs/worker.ts';
 import { cleanRedis, randomPrefix } from './fixtures/synthetic.ts';
@@ -138,6 +138,20 @@ describe('BullJobRunner (real Redis)', () => {
     const info = await runner.enqueue('test.flaky', { succeedOn: 3, code: 'FORBIDDEN' });
     await expectCode(runner.waitFor(info.id), 'FORBIDDEN');
     expect((await runner.get(info.id))?.attemptsMade).toBe(1);
+  });
+
+  it('GIVEN a job read just before it failed THEN its failure is read again, not reported as INTERNAL', async () => {
+    await startWorkers();
+    const info = await runner.enqueue('test.flaky', { succeedOn: 3, code: 'FORBIDDEN' });
+    await expectCode(runner.waitFor(info.id), 'FORBIDDEN');
+    // The race CI once hit: the job's hash is read, the job fails, then its state is read ('failed', with the
+    // hash's empty reason). The same snapshot, made on purpose, through the private reader both paths use.
+    const queue = runner.queue('test.flaky');
+    const stale = (await queue.getJob(info.id))!;
+    stale.failedReason = '';
+    const read = await (runner as unknown as { info(job: Job, queue: Queue): Promise<JobInfo> }).info(stale, queue);
+    expect(read.state).toBe('failed');
+    expect(read.error?.code).toBe('FORBIDDEN');
   });
 
   it('GIVEN bad data that bypassed the producer THEN the processor fails it as unrecoverable (no retries)', async () => {
