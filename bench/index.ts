@@ -112,7 +112,7 @@ const hypeLatencyMsOffStudio = await hypeLatency(engine, `shipped model, photos 
 // The same pipeline on the other built-in backbone: a head of the shipped head's shape with random weights
 // (latency does not depend on the weights), so the table shows what each backbone costs per request.
 const hypeLatencyMsByBackbone: Record<string, { p50: number; p95: number; runs: number }> = { [backboneName]: hypeLatencyMs };
-const otherBackbone: BackboneName = backboneName === 'inception_v3' ? 'mobilenet_v2' : 'inception_v3';
+const otherBackbone: BackboneName = backboneName.startsWith('inception_v3') ? 'mobilenet_v2' : 'inception_v3_m7';
 {
   const other = await loadBackbone(otherBackbone);
   const random = seededRandom(5);

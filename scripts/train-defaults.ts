@@ -69,7 +69,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;

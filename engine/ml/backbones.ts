@@ -16,7 +16,9 @@ import type { ModelInput, ProgressFn, RawImage } from './types.ts';
 import { accelerateBackbone, type InferenceMethods } from './onnx/backbone.ts';
 
 /** Names of the built-in backbones. */
-export const BACKBONE_NAMES = ['mobilenet_v2', 'inception_v3'] as const;
+export const BACKBONE_NAMES = ['mobilenet_v2', 'inception_v3', 'inception_v3_m7'] as const;
+
+const INCEPTION_LAYERS = ['mixed0', 'mixed1', 'mixed2', 'mixed3', 'mixed4', 'mixed5', 'mixed6', 'mixed7', 'mixed8', 'mixed9', 'mixed10'] as const;
 
 /** A built-in backbone name. */
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
@@ -32,6 +34,16 @@ export interface BackboneSpec {
   readonly camLayer: string;
   /** Mid-level layers worth probing (cluster maps, dream, style). */
   readonly featureLayers: readonly string[];
+  /**
+   * The conv layers whose spatial means, concatenated in this order, ARE the embedding: `[camLayer]` for a
+   * plain backbone; several for a multi-level one (Grad-CAM then sums one map per layer).
+   */
+  readonly embeddingParts: readonly string[];
+  /**
+   * A multi-level variant: the pretrained model it is built from (same weights file, same layers, same shoe
+   * localiser), with the spatial means of {@link pooled} concatenated before that model's own embedding.
+   */
+  readonly derivedFrom?: { readonly base: BackboneName; readonly pooled: readonly string[] };
 }
 
 /** The built-in backbones' facts (measured on the nsfwjs 4.3 models). */
@@ -43,6 +55,7 @@ export const BACKBONE_SPECS: Readonly<Record<BackboneName, BackboneSpec>> = {
     embeddingLayer: 'flatten_1',
     camLayer: 'out_relu',
     featureLayers: ['block_3_expand_relu', 'block_6_expand_relu', 'block_13_expand_relu', 'out_relu'],
+    embeddingParts: ['out_relu'],
   },
   inception_v3: {
     name: 'inception_v3',
@@ -50,9 +63,40 @@ export const BACKBONE_SPECS: Readonly<Record<BackboneName, BackboneSpec>> = {
     embedDim: 2048,
     embeddingLayer: 'flatten_1',
     camLayer: 'mixed10',
-    featureLayers: ['mixed0', 'mixed1', 'mixed2', 'mixed3', 'mixed4', 'mixed5', 'mixed6', 'mixed7', 'mixed8', 'mixed9', 'mixed10'],
+    featureLayers: INCEPTION_LAYERS,
+    embeddingParts: ['mixed10'],
+  },
+  // InceptionV3 with mid-level features: the spatial mean of mixed7 (17×17×768, parts of a shoe: logos, stripes,
+  // panels) before the usual 2048-d mean of mixed10. Brand depends on such details, which the last block's mean
+  // washes out: with the shipped recipe it raised brand's held-out macro-F1 from 0.64 to 0.73 and the
+  // hold-out-axelooc59 accuracy from 0.63 to 0.80 (assets/models/README.md, "Mid-level features";
+  // scripts/probe-layers.ts compares the layers). Raw means: normalising each block first measured no better.
+  inception_v3_m7: {
+    name: 'inception_v3_m7',
+    inputSize: 299,
+    embedDim: 768 + 2048,
+    embeddingLayer: 'solescope_embedding',
+    camLayer: 'mixed10',
+    featureLayers: INCEPTION_LAYERS,
+    embeddingParts: ['mixed7', 'mixed10'],
+    derivedFrom: { base: 'inception_v3', pooled: ['mixed7'] },
   },
 };
+
+/**
+ * The layers whose spatial means, concatenated, are a backbone's embedding (what Grad-CAM weighs): the
+ * built-ins' {@link BackboneSpec.embeddingParts}; for a loaded model, its CAM layer (none without one).
+ */
+export function embeddingPartsOf(backbone: Pick<FeatureExtractor, 'name' | 'camLayer'>): readonly string[] {
+  if (isBackboneName(backbone.name)) return BACKBONE_SPECS[backbone.name].embeddingParts;
+  return backbone.camLayer !== null ? [backbone.camLayer] : [];
+}
+
+/** The pretrained model file a built-in loads (a multi-level variant loads its base's). */
+export function pretrainedOf(name: BackboneName): Exclude<BackboneName, 'inception_v3_m7'> {
+  const spec = BACKBONE_SPECS[name];
+  return (spec.derivedFrom?.base ?? name) as Exclude<BackboneName, 'inception_v3_m7'>;
+}
 
 /** Options of {@link Backbone.embedImages}. */
 export interface EmbedImagesOptions {
@@ -190,7 +234,7 @@ async function loadBuiltin(name: BackboneName): Promise<Backbone> {
   const spec = BACKBONE_SPECS[name];
   let model: tfTypes.LayersModel;
   try {
-    model = await tf.loadLayersModel(nsfwjsModelHandler(name as NsfwjsModelName));
+    model = await tf.loadLayersModel(nsfwjsModelHandler(pretrainedOf(name) as NsfwjsModelName));
   } catch (error) {
     if (error instanceof EngineError) throw error;
     throw new EngineError('MODEL_MISSING', `Cannot load the ${name} backbone from nsfwjs: ${messageOf(error)}`, {
@@ -198,6 +242,7 @@ async function loadBuiltin(name: BackboneName): Promise<Backbone> {
     });
   }
   fixScalelessBatchNorm(tf, model);
+  if (spec.derivedFrom) model = withPooledLayers(tf, model, spec.derivedFrom.pooled, BACKBONE_SPECS[spec.derivedFrom.base].embeddingLayer, spec.embeddingLayer);
   // Forward passes (embedImages, embedTensor, …) run on onnxruntime when it is available; gradients stay
   // on tfjs. Results match tfjs within 1e-4 (test/onnx), so cached embeddings stay valid.
   return accelerateBackbone(
@@ -208,6 +253,19 @@ async function loadBuiltin(name: BackboneName): Promise<Backbone> {
       camLayer: spec.camLayer,
     }),
   );
+}
+
+/**
+ * A model whose extra output `name` is the concatenation of the spatial means of `pooled` and the existing
+ * embedding layer (own copy of the weights: the caller loaded the model for it). The model's first output
+ * stays the original one (the nsfwjs head).
+ */
+function withPooledLayers(tf: Tf, model: tfTypes.LayersModel, pooled: readonly string[], embeddingLayer: string, name: string): tfTypes.LayersModel {
+  const means = pooled.map((layer) =>
+    tf.layers.globalAveragePooling2d({ name: `solescope_mean_${layer}` }).apply(model.getLayer(layer).output as tfTypes.SymbolicTensor) as tfTypes.SymbolicTensor,
+  );
+  const embedding = tf.layers.concatenate({ name, axis: -1 }).apply([...means, model.getLayer(embeddingLayer).output as tfTypes.SymbolicTensor]) as tfTypes.SymbolicTensor;
+  return tf.model({ inputs: model.inputs, outputs: [...model.outputs, embedding], name: `${model.name}_${name}` });
 }
 
 /**
@@ -613,7 +671,11 @@ export async function nsfwScores(
     throw new EngineError('BAD_INPUT', `The ${backbone.name} backbone has no nsfwjs head (output ${JSON.stringify(outShape)})`);
   }
   const tf = backbone.tf;
-  const probs = tf.tidy(() => backbone.model.predict(backbone.toBatch(images)) as tfTypes.Tensor2D);
+  // A multi-level variant has its embedding as a second output; the nsfwjs head is always the first.
+  const probs = tf.tidy(() => {
+    const out = backbone.model.predict(backbone.toBatch(images));
+    return (Array.isArray(out) ? out[0] : out) as tfTypes.Tensor2D;
+  });
   const flat = await probs.data();
   probs.dispose();
   return images.map((_, i) => {

@@ -9,7 +9,7 @@
 import sharp from 'sharp';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { EngineError } from '../errors.ts';
-import type { Backbone, FeatureExtractor } from './backbones.ts';
+import { embeddingPartsOf, type Backbone, type FeatureExtractor } from './backbones.ts';
 import type { Box, ModelInput, RawImage } from './types.ts';
 import { toRgb } from './preprocess.ts';
 
@@ -71,6 +71,7 @@ export interface ScoreCamOptions extends CamOptions {
  */
 export async function gradCam(backbone: FeatureExtractor, input: CamInput, head: HeadFn, opts: CamOptions = {}): Promise<CamResult> {
   const tf = backbone.tf;
+  if (isMultiLevel(backbone, opts)) return multiLevelGradCam(backbone, input, head, opts);
   const layer = camLayerOf(backbone, opts);
   const pool = opts.pool ?? spatialMean(tf);
   const x = opts.activations ? undefined : toSingleBatch(backbone, input);
@@ -140,12 +141,64 @@ export async function gradCamFromGradient(
  * when it has one, else on tfjs. The caller owns the result.
  */
 export async function layerActivations(backbone: FeatureExtractor, batch: tfTypes.Tensor4D, layer: string): Promise<tfTypes.Tensor4D> {
+  return (await layersActivations(backbone, batch, [layer]))[0]!;
+}
+
+/** {@link layerActivations} of several layers from one forward pass, in the order asked. The caller owns them. */
+export async function layersActivations(backbone: FeatureExtractor, batch: tfTypes.Tensor4D, layers: readonly string[]): Promise<tfTypes.Tensor4D[]> {
   const fast = (backbone as { featuresTensor?: (b: tfTypes.Tensor4D, layers: readonly string[]) => Promise<tfTypes.Tensor[]> }).featuresTensor;
-  if (fast) {
-    const outs = await fast.call(backbone, batch, [layer]);
-    return outs[0] as tfTypes.Tensor4D;
+  if (fast) return (await fast.call(backbone, batch, layers)) as tfTypes.Tensor4D[];
+  return backbone.tf.tidy(() => backbone.features(batch, layers) as tfTypes.Tensor4D[]);
+}
+
+/**
+ * {@link gradCamFromGradient} for a multi-level embedding: the concatenated spatial means of several layers
+ * (`parts`, in embedding order; e.g. mixed7 at 17×17 and mixed10 at 8×8). The class score is, to first order,
+ * Σ over layers of the mean over positions of Σ_k g_k·a_k(p); so Σ_k g_k·a_k(p) is each layer's contribution per
+ * unit of image area, whatever its resolution. Those maps are resampled to the finest grid and added before
+ * rectifying: one heatmap that shows where every part of the embedding looked.
+ */
+export async function gradCamFromGradientParts(
+  parts: readonly { readonly layer: string; readonly activations: tfTypes.Tensor4D }[],
+  embeddingGradient: ArrayLike<number>,
+  meta: { readonly classIndex: number; readonly scores: readonly number[] },
+): Promise<CamResult> {
+  if (parts.length === 1) return gradCamFromGradient(parts[0]!.activations, embeddingGradient, { ...meta, layer: parts[0]!.layer });
+  const channels = parts.reduce((n, p) => n + (p.activations.shape[3] ?? 0), 0);
+  if (parts.length === 0 || embeddingGradient.length !== channels) {
+    throw new EngineError('BAD_INPUT', `Grad-CAM over ${parts.map((p) => p.layer).join('+') || 'no layers'} needs a ${channels}-d gradient; got ${embeddingGradient.length}`);
   }
-  return backbone.tf.tidy(() => backbone.features(batch, [layer])[0] as tfTypes.Tensor4D);
+  const maps: Heatmap[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    assertSpatial(part.activations, part.layer);
+    const [n, h, w, c] = part.activations.shape;
+    if (n !== 1) throw new EngineError('BAD_INPUT', `Grad-CAM needs one image's activations; got [${part.activations.shape.join(',')}]`);
+    const a = (await part.activations.data()) as Float32Array;
+    const density = new Float32Array(h * w);
+    for (let p = 0; p < h * w; p++) {
+      let sum = 0;
+      for (let k = 0; k < c; k++) sum += a[p * c + k]! * embeddingGradient[offset + k]!;
+      density[p] = sum;
+    }
+    maps.push({ data: density, width: w, height: h });
+    offset += c;
+  }
+  const finest = maps.reduce((best, m) => (m.width * m.height > best.width * best.height ? m : best));
+  const { width, height } = finest;
+  const cam = new Float32Array(width * height);
+  let max = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      for (const m of maps) sum += m === finest ? m.data[y * width + x]! : sampleHeatmap(m, (x + 0.5) / width, (y + 0.5) / height);
+      const v = Math.max(0, sum);
+      cam[y * width + x] = v;
+      if (v > max) max = v;
+    }
+  }
+  if (max > 0) for (let p = 0; p < cam.length; p++) cam[p] = cam[p]! / max;
+  return { heatmap: { data: cam, width, height }, classIndex: meta.classIndex, scores: [...meta.scores], layer: parts.map((p) => p.layer).join('+'), method: 'gradcam' };
 }
 
 /**
@@ -162,6 +215,8 @@ export async function scoreCam(
   const tf = backbone.tf;
   const layer = camLayerOf(backbone, opts);
   const pool = opts.pool ?? spatialMean(tf);
+  // A multi-level embedding is not the CAM layer's mean alone: the unmasked score comes from the whole embedding.
+  const multiLevel = isMultiLevel(backbone, opts);
   const batchSize = Math.max(1, Math.floor(opts.batchSize ?? 8));
   const s = backbone.inputSize;
   const x = toSingleBatch(backbone, input);
@@ -172,7 +227,7 @@ export async function scoreCam(
     assertSpatial(activations, layer);
     const channels = activations.shape[3];
     const count = Math.max(1, Math.min(channels, Math.floor(opts.maps ?? 32)));
-    const scoresT = tf.tidy(() => head(pool(activations)));
+    const scoresT = multiLevel ? await embedScores(backbone, x, head) : tf.tidy(() => head(pool(activations)));
     const scores = Array.from(await scoresT.data());
     scoresT.dispose();
     const classIndex = pickClass(scores, opts.classIndex);
@@ -455,6 +510,56 @@ function modelInputToRaw(input: ModelInput): RawImage {
   const data = new Uint8Array(input.tensorData.length);
   for (let i = 0; i < data.length; i++) data[i] = Math.round(Math.min(1, Math.max(0, input.tensorData[i]!)) * 255);
   return { data, width: input.size, height: input.size, channels: 3 };
+}
+
+/** Whether the default CAM set-up meets a multi-level embedding (several layers' means concatenated). */
+function isMultiLevel(backbone: FeatureExtractor, opts: CamOptions): boolean {
+  return opts.pool === undefined && (opts.layer === undefined || opts.layer === backbone.camLayer) && embeddingPartsOf(backbone).length > 1;
+}
+
+/** The head's scores on the whole embedding of one image (on the faster engine when there is one). */
+async function embedScores(backbone: FeatureExtractor, x: tfTypes.Tensor4D, head: HeadFn): Promise<tfTypes.Tensor2D> {
+  const fast = (backbone as { embedTensor?: (b: tfTypes.Tensor4D) => Promise<tfTypes.Tensor2D> }).embedTensor;
+  const embedding = fast ? await fast.call(backbone, x) : backbone.embed(x);
+  try {
+    return backbone.tf.tidy(() => head(embedding));
+  } finally {
+    embedding.dispose();
+  }
+}
+
+/**
+ * Grad-CAM on a multi-level backbone: the embedding is the concatenated means of its parts' activations (one
+ * forward pass), the head's gradient with respect to it comes from tf.grad, and {@link gradCamFromGradientParts}
+ * draws the map.
+ */
+async function multiLevelGradCam(backbone: FeatureExtractor, input: CamInput, head: HeadFn, opts: CamOptions): Promise<CamResult> {
+  const tf = backbone.tf;
+  const parts = embeddingPartsOf(backbone);
+  const x = toSingleBatch(backbone, input);
+  let activations: tfTypes.Tensor4D[] = [];
+  try {
+    activations = await layersActivations(backbone, x, parts);
+    const embedding = tf.tidy(() => tf.concat(activations.map((a) => tf.mean(a, [1, 2])), 1) as tfTypes.Tensor2D);
+    try {
+      const scoresT = tf.tidy(() => head(embedding));
+      const scores = Array.from(await scoresT.data());
+      scoresT.dispose();
+      const classIndex = pickClass(scores, opts.classIndex);
+      const gradT = tf.tidy(() => {
+        const oneHot = tf.oneHot(tf.tensor1d([classIndex], 'int32'), scores.length).toFloat();
+        return tf.grad((e: tfTypes.Tensor) => head(e as tfTypes.Tensor2D).mul(oneHot).sum() as tfTypes.Scalar)(embedding);
+      });
+      const gradient = (await gradT.data()) as Float32Array;
+      gradT.dispose();
+      return await gradCamFromGradientParts(parts.map((layer, i) => ({ layer, activations: activations[i]! })), gradient, { classIndex, scores });
+    } finally {
+      embedding.dispose();
+    }
+  } finally {
+    for (const a of activations) a.dispose();
+    if (x !== input) x.dispose();
+  }
 }
 
 function camLayerOf(backbone: FeatureExtractor, opts: CamOptions): string {

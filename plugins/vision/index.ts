@@ -9,7 +9,7 @@ import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type
 import { createVisionService, type Classification, type Embedder, type VisionService, type VisionServiceOptions } from './service.ts';
 import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
-import { BACKBONE_NAMES, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
+import { BACKBONE_NAMES, pretrainedOf, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
 import { shippedLocaliser } from './lib/localise.ts';
 import { describeOverlayReport, type NamedOverlayReport } from './lib/dataset.ts';
 
@@ -163,7 +163,7 @@ const explain = defineCommand({
   long: true,
   async run(input, ctx) {
     ctx.progress({ stage: input.method, fraction: 0.1 });
-    const { images, classification: cls } = await ctx.services.vision.explain(input.image, {
+    const { images, classification: cls, layer } = await ctx.services.vision.explain(input.image, {
       method: input.method,
       task: input.task,
       allowLocalPaths: ctx.allowLocalPaths,
@@ -176,7 +176,7 @@ const explain = defineCommand({
     return reply(`${what}${lowConfidenceLine(cls)}`, {
       title: `explain · ${input.method} · ${input.task}`,
       images,
-      data: { method: input.method, task: input.task, label: cls.label, probability: cls.task === 'hype' ? cls.probability : cls.confidence, model: cls.model, imageSha: cls.imageSha },
+      data: { method: input.method, task: input.task, label: cls.label, probability: cls.task === 'hype' ? cls.probability : cls.confidence, model: cls.model, imageSha: cls.imageSha, layer },
     });
   },
 });
@@ -334,7 +334,8 @@ export function createVisionPlugin(opts: Partial<Omit<VisionServiceOptions, 'sto
         threads: inference.threads,
         tensors: ml.numTensors,
         // The shoe localisers the feature pipeline needs off studio backdrops (missing: how to rebuild).
-        localisers: BACKBONE_NAMES.map((b) => {
+        // (A multi-level variant shares its base model's localiser: listed once, under the base.)
+        localisers: BACKBONE_NAMES.filter((b) => pretrainedOf(b) === b).map((b) => {
           try {
             const m = shippedLocaliser(b);
             return `${b} (${m.layer}, threshold ${m.threshold})`;

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { EngineError } from '../../engine/errors.ts';
 import type { Store } from '../../engine/store/index.ts';
 import type { ReplyImage } from '../../engine/reply.ts';
-import { loadBackbone, isBackboneName, type Backbone } from '../../engine/ml/backbones.ts';
+import { embeddingPartsOf, loadBackbone, isBackboneName, type Backbone } from '../../engine/ml/backbones.ts';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { gradCam, gradCamFromGradient, scoreCam, filterGrid, layerActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
+import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
 import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem } from './lib/features.ts';
@@ -29,9 +29,10 @@ export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import
 
 /**
  * The backbone of new heads and of the `embedder` service, the same as the shipped heads' (see
- * assets/models/README.md for why: InceptionV3 generalises across sources far better than MobileNetV2).
+ * assets/models/README.md for why: InceptionV3 generalises across sources far better than MobileNetV2, and its
+ * multi-level variant — mixed7's mean next to the usual embedding — tells brands apart better still).
  */
-export const DEFAULT_BACKBONE = 'inception_v3';
+export const DEFAULT_BACKBONE = 'inception_v3_m7';
 
 /**
  * The default feature pipeline of new heads, the same as the shipped heads': study normalisation (background
@@ -170,7 +171,8 @@ export interface VisionService {
   /** The pipeline-complete embedding of one image (default backbone and features). */
   embed(image: VisionImage, opts?: { backbone?: string; features?: FeatureSpec; allowLocalPaths?: boolean }): Promise<Float32Array>;
   /** Heatmaps / filter grid PNGs explaining the task's answer. */
-  explain(image: VisionImage, opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean }): Promise<{ images: ReplyImage[]; classification: Classification }>;
+  /** `layer`: where the explanation looked (`mixed10`; `mixed7+mixed10` for a multi-level backbone; the filters' conv). */
+  explain(image: VisionImage, opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean }): Promise<{ images: ReplyImage[]; classification: Classification; layer: string }>;
   /** Nearest stored images by embedding, plus the labelled strip PNG. */
   similar(image: VisionImage, opts?: { k?: number; allowLocalPaths?: boolean }): Promise<{ neighbours: Neighbour[]; png: Buffer; searched: number }>;
   /** Evaluate a model on a labelled folder or manifest. */
@@ -325,13 +327,13 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     task: Task,
     modelId?: string | number,
     computed?: { head: HeadModel; backbone: Backbone; embedding?: Float32Array; shoeFound?: boolean },
-  ): Promise<{ cls: Classification; head: HeadModel; backbone: Backbone; inputs: Float32Array[] }> {
+  ): Promise<{ cls: Classification; head: HeadModel; backbone: Backbone; inputs: Float32Array[]; embedding: Float32Array }> {
     const head = computed?.head ?? (await model(task, modelId));
     const backbone = computed?.backbone ?? (await backboneFor(head.backbone));
     const given = computed?.embedding ? { embedding: computed.embedding, ...(computed.shoeFound !== undefined ? { shoeFound: computed.shoeFound } : {}) } : undefined;
     const { embedding, inputs, shoeFound } = await featureEmbedding(pic, backbone, head.features, given);
     const pred = predictHead(head, embedding);
-    return { cls: describe(task, head, pred, pic, backbone.name, shoeFound), head, backbone, inputs };
+    return { cls: describe(task, head, pred, pic, backbone.name, shoeFound), head, backbone, inputs, embedding };
   }
 
   async function classify(image: VisionImage, task: Task, opts: ClassifyOptions = {}): Promise<Classification> {
@@ -342,7 +344,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
   async function explain(
     image: VisionImage,
     opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean },
-  ): Promise<{ images: ReplyImage[]; classification: Classification }> {
+  ): Promise<{ images: ReplyImage[]; classification: Classification; layer: string }> {
     const pic = await picture(image, { allowLocalPaths: opts.allowLocalPaths ?? false });
     const head = await model(opts.task, opts.modelId);
     const backbone = await backboneFor(head.backbone);
@@ -351,25 +353,30 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const variant = variantOf(head.features, false);
     const { input, placement, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
-    // Grad-CAM (what `hype` and `brand` send) needs the CAM layer's activations, and their spatial mean IS the
-    // embedding: one forward pass (on onnxruntime when available) serves both the answer and the heatmap.
-    let activations: tfTypes.Tensor4D | undefined;
+    // Grad-CAM (what `hype` and `brand` send) needs the activations of the layers whose spatial means ARE the
+    // embedding (the CAM layer; mixed7 and mixed10 for the multi-level inception_v3_m7): one forward pass (on
+    // onnxruntime when available) serves both the answer and the heatmap.
+    const parts = embeddingPartsOf(backbone);
+    let partActivations: tfTypes.Tensor4D[] | undefined;
     let computed: Float32Array | undefined;
-    if (opts.method === 'gradcam' && backbone.camLayer !== null) {
+    if (opts.method === 'gradcam' && parts.length > 0) {
       const x = tf.tensor4d(input, [1, backbone.inputSize, backbone.inputSize, 3]);
       try {
-        activations = await layerActivations(backbone, x, backbone.camLayer);
+        partActivations = await layersActivations(backbone, x, parts);
       } finally {
         x.dispose();
       }
       if (!head.features.flipAverage) {
-        const pooled = tf.mean(activations, [1, 2]);
+        const acts = partActivations;
+        const pooled = tf.tidy(() => tf.concat(acts.map((a) => tf.mean(a, [1, 2])), 1));
         computed = new Float32Array(await pooled.data());
         pooled.dispose();
       }
     }
+    // The single-layer tf.grad path below takes the CAM layer's activations.
+    const activations = parts.length === 1 ? partActivations?.[0] : undefined;
     try {
-      const { cls } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, ...(computed ? { embedding: computed } : {}), ...(shoeFound !== undefined ? { shoeFound } : {}) });
+      const { cls, embedding } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, ...(computed ? { embedding: computed } : {}), ...(shoeFound !== undefined ? { shoeFound } : {}) });
       const headFn: HeadFn = (emb) => headLogitsTf(tf, head, emb);
       const labelIndex = head.labels.indexOf(cls.label);
       const classIndex = labelIndex >= 0 ? labelIndex : undefined;
@@ -379,16 +386,23 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       ];
       if (opts.method === 'filters') {
         const grid = await filterGrid(backbone, modelInput, { limit: 32 });
-        return { images: [{ name: `filters-${grid.layer}.png`, png: grid.png, alt: `First-layer filters (${grid.layer}) applied to the image` }], classification: cls };
+        return { images: [{ name: `filters-${grid.layer}.png`, png: grid.png, alt: `First-layer filters (${grid.layer}) applied to the image` }], classification: cls, layer: grid.layer };
       }
       let cam: CamResult;
-      if (opts.method === 'gradcam' && activations && computed) {
-        // Closed-form head gradient: the same heatmap as tf.grad, without a tfjs gradient pass (~60 ms).
-        const scores = denseForward(head.layers, headInput(head, computed));
+      if (opts.method === 'gradcam' && partActivations && (computed || parts.length > 1)) {
+        // Closed-form head gradient: the same heatmap as tf.grad, without a tfjs gradient pass (~60 ms). A
+        // multi-level embedding always goes this way (a flip-averaging head's gradient is taken at the averaged
+        // embedding it answered from; the unmirrored view carries half of it, a factor the normalisation removes).
+        const at = computed ?? embedding;
+        const scores = denseForward(head.layers, headInput(head, at));
         let top = 0;
         for (let k = 1; k < scores.length; k++) if (scores[k]! > scores[top]!) top = k;
         const index = classIndex ?? top;
-        cam = await gradCamFromGradient(activations, headLogitGradient(head, computed, index), { classIndex: index, scores: Array.from(scores), layer: backbone.camLayer! });
+        cam = await gradCamFromGradientParts(
+          parts.map((layer, i) => ({ layer, activations: partActivations![i]! })),
+          headLogitGradient(head, at, index),
+          { classIndex: index, scores: Array.from(scores) },
+        );
       } else {
         cam =
           opts.method === 'gradcam'
@@ -398,9 +412,9 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       // Normalised inputs are a crop of the photo: draw the heatmap back onto the user's own photo.
       const overlay = placement ? await overlayHeatmapRaw(pic.raw, cam.heatmap, { size: 448, placement }) : await overlayHeatmapRaw(modelInput, cam.heatmap, { size: 448 });
       const png = await captionRgb(overlay, [`${opts.method === 'gradcam' ? 'Grad-CAM' : 'Score-CAM'} at ${cam.layer} for "${head.labels[cam.classIndex] ?? cls.label}"`, ...caption]);
-      return { images: [{ name: `${opts.task}-${opts.method}.png`, png, alt: `${opts.method} heatmap: where the ${opts.task} model looked` }], classification: cls };
+      return { images: [{ name: `${opts.task}-${opts.method}.png`, png, alt: `${opts.method} heatmap: where the ${opts.task} model looked` }], classification: cls, layer: cam.layer };
     } finally {
-      activations?.dispose();
+      for (const a of partActivations ?? []) a.dispose();
     }
   }
 

@@ -2,10 +2,15 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import type * as tfTypes from '@tensorflow/tfjs';
 import {
   BACKBONE_SPECS,
+  embeddingPartsOf,
   getTf,
+  gradCam,
+  gradCamFromGradientParts,
+  layersActivations,
   loadBackbone,
   NSFW_CLASSES,
   nsfwScores,
+  pretrainedOf,
   type Backbone,
   type Tf,
 } from '../../engine/ml/index.ts';
@@ -111,6 +116,45 @@ describe('built-in backbones (nsfwjs, offline)', () => {
     const [e] = await inception.embedImages([new Float32Array(299 * 299 * 3).fill(0.5)]);
     expect(e).toHaveLength(2048);
     expect(e!.every(Number.isFinite)).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('GIVEN the multi-level inception_v3_m7 THEN its embedding is [mean of mixed7, the inception_v3 embedding] on both engines, and the nsfwjs head still answers', async () => {
+    const [inception, m7] = await Promise.all([loadBackbone('inception_v3'), loadBackbone('inception_v3_m7')]);
+    expect(m7).toMatchObject({ name: 'inception_v3_m7', inputSize: 299, embedDim: 768 + 2048, camLayer: 'mixed10' });
+    expect(embeddingPartsOf(m7)).toEqual(['mixed7', 'mixed10']);
+    expect(embeddingPartsOf(inception)).toEqual(['mixed10']);
+    expect(pretrainedOf('inception_v3_m7')).toBe('inception_v3');
+    expect(m7.model).not.toBe(inception.model); // its own weights: disposing one leaves the other intact
+    const img = randomImages(1, 299, 11)[0]!;
+    const before = tf.memory().numTensors;
+    const [fast] = await m7.embedImages([img]); // onnxruntime where available
+    const [base] = await inception.embedImages([img]);
+    const x = tf.tensor4d(img, [1, 299, 299, 3]);
+    const [mixed7] = inception.features(x, ['mixed7']);
+    const mean7 = tf.mean(mixed7!, [1, 2]);
+    const want = [...(await mean7.data()), ...base!];
+    const viaTfjs = m7.embed(x);
+    const slow = await viaTfjs.data();
+    tf.dispose([x, mixed7!, mean7, viaTfjs]);
+    expect(fast).toHaveLength(2816);
+    want.forEach((v, i) => {
+      expect(Math.abs(fast![i]! - v)).toBeLessThan(1e-3);
+      expect(Math.abs(slow[i]! - v)).toBeLessThan(1e-3);
+    });
+    const [scores] = await nsfwScores(m7, [img]);
+    expect(Object.values(scores!).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    // Grad-CAM through tf.grad on the whole multi-level embedding = the closed form with a linear head's column.
+    const w = Array.from({ length: 2816 * 2 }, (_, i) => Math.sin(i * 0.37) * 0.01);
+    const wT = tf.tensor2d(w, [2816, 2]);
+    const head = (e: tfTypes.Tensor2D): tfTypes.Tensor2D => tf.matMul(e, wT);
+    const viaGrad = await gradCam(m7, img, head, { classIndex: 1 });
+    const xb = tf.tensor4d(img, [1, 299, 299, 3]);
+    const acts = await layersActivations(m7, xb, ['mixed7', 'mixed10']);
+    const closed = await gradCamFromGradientParts([{ layer: 'mixed7', activations: acts[0]! }, { layer: 'mixed10', activations: acts[1]! }], w.filter((_, i) => i % 2 === 1), { classIndex: 1, scores: [] });
+    tf.dispose([wT, xb, ...acts]);
+    expect(viaGrad).toMatchObject({ layer: 'mixed7+mixed10', heatmap: { width: 17, height: 17 } });
+    viaGrad.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(closed.heatmap.data[i]!, 3));
     expect(tf.memory().numTensors).toBe(before);
   });
 });

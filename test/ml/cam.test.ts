@@ -6,7 +6,9 @@ import {
   getTf,
   gradCam,
   gradCamFromGradient,
+  gradCamFromGradientParts,
   layerActivations,
+  sampleHeatmap,
   heatmapPng,
   jet,
   loadBackbone,
@@ -97,6 +99,37 @@ describe('Grad-CAM', () => {
     expect(activations.isDisposed).toBe(false);
     await expect(gradCamFromGradient(activations, [1, 2], { classIndex: 0, scores: [], layer: 'feat' })).rejects.toMatchObject({ code: 'BAD_INPUT' });
     activations.dispose();
+  });
+
+  it('GIVEN a multi-level embedding (two layers at different resolutions) THEN each layer\'s map is weighed by its slice of the gradient, resampled to the finest grid and added before rectifying', async () => {
+    const r = (i: number): number => Math.sin(i * 12.9898) * 0.5 + 0.5;
+    // Part a: 4×4×2 (fine), part b: 2×2×1 (coarse); the embedding is [mean(a) (2), mean(b) (1)].
+    const a = tf.tensor4d(Array.from({ length: 32 }, (_, i) => r(i)), [1, 4, 4, 2]);
+    const b = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+    const parts = [{ layer: 'a', activations: a }, { layer: 'b', activations: b }];
+    const meta = { classIndex: 0, scores: [0] };
+    // Zero weight on b: exactly the single-layer Grad-CAM of a.
+    const onlyA = await gradCamFromGradientParts(parts, [0.7, -0.2, 0], meta);
+    const single = await gradCamFromGradient(a, [0.7, -0.2], { ...meta, layer: 'a' });
+    expect(onlyA).toMatchObject({ layer: 'a+b', method: 'gradcam', heatmap: { width: 4, height: 4 } });
+    onlyA.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(single.heatmap.data[i]!, 6));
+    // Zero weight on a: b's 2×2 map, bilinearly resampled to 4×4 (increasing towards the bottom right).
+    const onlyB = await gradCamFromGradientParts(parts, [0, 0, 1], meta);
+    const bMap = { data: Float32Array.from([1, 2, 3, 4]), width: 2, height: 2 };
+    const want = Array.from({ length: 16 }, (_, p) => sampleHeatmap(bMap, ((p % 4) + 0.5) / 4, (Math.floor(p / 4) + 0.5) / 4));
+    const maxWant = Math.max(...want);
+    onlyB.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(want[i]! / maxWant, 6));
+    // Both: the sum is rectified once. A negative weight on a constant-ish b lowers every cell of a's map by the
+    // same resampled amount; rectifying the parts separately would have kept a's map unchanged.
+    const both = await gradCamFromGradientParts(parts, [1, 0, -0.1], meta);
+    const aData = (await a.data()) as Float32Array;
+    const sum = Array.from({ length: 16 }, (_, p) => Math.max(0, aData[p * 2]! - 0.1 * sampleHeatmap(bMap, ((p % 4) + 0.5) / 4, (Math.floor(p / 4) + 0.5) / 4)));
+    const maxSum = Math.max(...sum);
+    both.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(sum[i]! / maxSum, 5));
+    // The gradient must cover every channel of every part.
+    await expect(gradCamFromGradientParts(parts, [1, 0], meta)).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    expect(a.isDisposed || b.isDisposed).toBe(false);
+    tf.dispose([a, b]);
   });
 
   it('GIVEN MobileNetV2 at out_relu and a softmax head THEN a 7x7 map in [0,1] and no leaked tensor', async () => {

@@ -105,6 +105,24 @@ describe('vision plugin on generated sneakers', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('GIVEN a brand head on the multi-level inception_v3_m7 THEN brand answers from it and Grad-CAM weighs mixed7 and mixed10 together, without leaking', async () => {
+    const tf = await getTf();
+    const trained = await engine.services.vision.train('brand', { epochs: 20, learningRate: 0.01, testSize: 0.25, backbone: 'inception_v3_m7', id: 'brand-m7' });
+    expect(trained.head).toMatchObject({ backbone: 'inception_v3_m7' });
+    expect(trained.head.standardise.mean).toHaveLength(768 + 2048);
+    const version = await engine.services.store.models.create({ task: 'brand', artifact: trained.artifact, metrics: {}, params: {}, dataSnapshot: {}, createdBy: 'test' });
+    const brand = await engine.invoke('brand', { image: files[6]!, model: String(version.id) }, cliInit());
+    expect(brand.ok ? brand.reply.data : brand.error).toMatchObject({ backbone: 'inception_v3_m7' });
+    await engine.invoke('explain', { image: files[6]!, method: 'gradcam', task: 'brand', model: String(version.id) }, cliInit()); // warm-up
+    const before = tf.memory().numTensors;
+    for (const [method, layer] of [['gradcam', 'mixed7+mixed10'], ['scorecam', 'mixed10']] as const) {
+      const r = await engine.invoke('explain', { image: files[6]!, method, task: 'brand', model: String(version.id) }, cliInit());
+      expect(r.ok ? r.reply.data : r.error).toMatchObject({ method, layer, model: `store:${version.id}` });
+      if (r.ok) expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
   it('GIVEN stored embeddings THEN similar returns sorted neighbours with labels and a strip PNG', async () => {
     const r = await engine.invoke('similar', { image: files[1]!, k: 3 }, cliInit());
     expect(r.ok).toBe(true);

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { EngineError } from '../../../engine/errors.ts';
-import type { FeatureExtractor } from '../../../engine/ml/backbones.ts';
+import { isBackboneName, pretrainedOf, type FeatureExtractor } from '../../../engine/ml/backbones.ts';
 import { layerActivations } from '../../../engine/ml/cam.ts';
 import { floodsBackground } from '../../../engine/ml/preprocess.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
@@ -335,7 +335,7 @@ export type Locator = (raw: RawImage, opts?: { readonly floodAnyUniform?: boolea
 
 /** The localiser's cell probabilities and box for one photo (one forward pass up to the model's layer). */
 export async function localise(backbone: FeatureExtractor, model: LocaliserModel, raw: RawImage): Promise<{ probabilities: Float32Array; box: Box | null; letterbox: Letterbox }> {
-  if (backbone.name !== model.backbone || backbone.inputSize !== model.inputSize) {
+  if (localiserBackboneOf(backbone.name) !== model.backbone || backbone.inputSize !== model.inputSize) {
     throw new EngineError('INTERNAL', `Localiser for ${model.backbone}@${model.inputSize} used with ${backbone.name}@${backbone.inputSize}`);
   }
   const lb = await letterbox(raw, model.inputSize);
@@ -368,8 +368,17 @@ export function makeLocator(backbone: FeatureExtractor, model: LocaliserModel): 
 
 const shipped = new Map<string, LocaliserModel>();
 
-/** The shipped localiser of a backbone (read once per process); MODEL_MISSING when there is none. */
-export function shippedLocaliser(backbone: string, dir = DEFAULT_LOCALISER_DIR): LocaliserModel {
+/** The backbone a localiser is trained for: a multi-level built-in uses its base model's layers and weights. */
+export function localiserBackboneOf(name: string): string {
+  return isBackboneName(name) ? pretrainedOf(name) : name;
+}
+
+/**
+ * The shipped localiser of a backbone (read once per process); MODEL_MISSING when there is none. A multi-level
+ * built-in (`inception_v3_m7`) uses its base model's: same weights, same layers, same activations.
+ */
+export function shippedLocaliser(name: string, dir = DEFAULT_LOCALISER_DIR): LocaliserModel {
+  const backbone = localiserBackboneOf(name);
   const file = path.join(dir, localiserFileName(backbone));
   let model = shipped.get(file);
   if (!model) {
