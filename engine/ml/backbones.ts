@@ -92,10 +92,9 @@ export function embeddingPartsOf(backbone: Pick<FeatureExtractor, 'name' | 'camL
   return backbone.camLayer !== null ? [backbone.camLayer] : [];
 }
 
-/** The pretrained model file a built-in loads (a multi-level variant loads its base's). */
-export function pretrainedOf(name: BackboneName): Exclude<BackboneName, 'inception_v3_m7'> {
-  const spec = BACKBONE_SPECS[name];
-  return (spec.derivedFrom?.base ?? name) as Exclude<BackboneName, 'inception_v3_m7'>;
+/** The built-in whose pretrained model file a built-in loads (a multi-level variant loads its base's). */
+export function pretrainedOf(name: BackboneName): BackboneName {
+  return BACKBONE_SPECS[name].derivedFrom?.base ?? name;
 }
 
 /** Options of {@link Backbone.embedImages}. */
