@@ -22,8 +22,9 @@
  * floor remnants, `--remnant-scenes`). The training scenes
  * (plugins/vision/lib/composite.ts) are not this test's backgrounds, so it measures unseen backgrounds.
  * E.g. the shipped brand head is `study-noorient+trim+aug+scene` (`--scene-copies 2`). `--tasks hype,brand`
- * restricts the tasks; `--kinds grey,floor,busy` picks the backgrounds (also a training scene's name, e.g.
- * `carpet,tiles,fabric`: held-out photos on a kind of background the heads have seen, marked `(seen)`).
+ * restricts the tasks (the hype head is an MLP, the brand head linear unless `--brand-head mlp`);
+ * `--kinds grey,floor,busy` picks the backgrounds (also a training scene's name, e.g. `carpet,tiles,fabric`:
+ * held-out photos on a kind of background the heads have seen, marked `(seen)`).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -62,11 +63,12 @@ const { values: args } = parseArgs({
     samples: { type: 'string' },
     limit: { type: 'string' },
     tasks: { type: 'string', default: 'hype,brand' },
+    'brand-head': { type: 'string', default: 'linear' },
     kinds: { type: 'string', default: 'grey,floor,busy' },
   },
 });
 if (!args.data) {
-  console.error('usage: npx tsx scripts/eval-shift.ts --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--backbone mobilenet_v2] [--pipelines vprep,study,study-noorient,study-noorient+trim+scene] [--scene-copies 1] [--json]');
+  console.error('usage: npx tsx scripts/eval-shift.ts --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--backbone mobilenet_v2] [--pipelines vprep,study,study-noorient,study-noorient+trim+scene] [--scene-copies 1] [--brand-head linear|mlp] [--json]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -189,7 +191,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
     const head = await trainHead(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
-      task === 'hype' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
+      task === 'hype' || args['brand-head'] === 'mlp' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
     );
     const { base, serveLocated } = parsePipeline(p);
     const serve = variantOf(serveLocated ? { ...BASES[base], locate: true } : BASES[base], false);
