@@ -16,13 +16,12 @@
 import { parseArgs } from 'node:util';
 import { loadBackbone } from '../engine/ml/backbones.ts';
 import { getTf } from '../engine/ml/runtime.ts';
-import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
-import { locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { l2normalise, predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { classificationReport } from '../plugins/vision/lib/metrics.ts';
-import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
 import { trainHead } from '../plugins/vision/lib/train.ts';
+import { layerBatches, probeFolds } from './lib/probe.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -63,25 +62,15 @@ const source = withLabelOverlays(await readLabelledSource(args.data), args.label
 const items = (await loadLabelledItems(source)).filter((it) => it.row[task] !== undefined);
 log(`${items.length} photos labelled for ${task}`);
 const backbone = await loadBackbone('inception_v3');
-if (!backbone.featuresAsync) throw new Error('this probe needs onnxruntime (featuresAsync)');
 /** The served pipeline of the shipped heads. */
 const spec: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true };
 
 /** Per photo, per pooled block: its vector. */
 type Pooled = Map<string, Float32Array>;
 async function pooledViews(flip: boolean): Promise<Pooled[]> {
-  const variant = variantOf(spec, flip);
-  const locator = locatorFor(backbone, variant);
-  const list = asEmbedItems(items);
   const out: Pooled[] = [];
-  const size = backbone.inputSize * backbone.inputSize * 3;
-  for (let start = 0; start < list.length; start += 8) {
-    const batch = list.slice(start, start + 8);
-    const inputs = await Promise.all(batch.map(async (it) => prepareInput(await it.load(), backbone.inputSize, variant, locator)));
-    const data = new Float32Array(inputs.length * size);
-    inputs.forEach((x, i) => data.set(x, i * size));
-    const outs = await backbone.featuresAsync!(data, inputs.length, Object.keys(LAYERS));
-    for (let i = 0; i < inputs.length; i++) {
+  for await (const { start, n, outs } of layerBatches(backbone, items, spec, flip, Object.keys(LAYERS))) {
+    for (let i = 0; i < n; i++) {
       const pooled: Pooled = new Map();
       Object.keys(LAYERS).forEach((layer, li) => {
         const o = outs[li]!;
@@ -101,7 +90,7 @@ async function pooledViews(flip: boolean): Promise<Pooled[]> {
       });
       out.push(pooled);
     }
-    if (start % 400 === 0) log(`${flip ? 'mirrored' : 'plain'} ${start}/${list.length}`);
+    if (start % 400 === 0) log(`${flip ? 'mirrored' : 'plain'} ${start}/${items.length}`);
   }
   return out;
 }
@@ -119,10 +108,7 @@ function vector(p: Pooled, blocks: readonly string[]): Float32Array {
   return out;
 }
 
-const idx = items.map((_, i) => i);
-const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
-const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize: 0.1, seed });
-const folds = [{ source: 'held-out', train: split.train, test: split.test }, ...leaveOneSourceOut(idx.map((i) => items[i]!.row.source))];
+const folds = probeFolds(items, task, seed);
 console.log(`| pooled layers | dim | ${folds.map((f) => (f.source === 'held-out' ? 'held-out' : `hold out ${f.source.split('/')[0]}`)).join(' | ')} |`);
 console.log(`|---|---|${folds.map(() => '---').join('|')}|`);
 for (const name of chosen) {

@@ -22,13 +22,13 @@ import { parseArgs } from 'node:util';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { loadBackbone } from '../engine/ml/backbones.ts';
 import { getTf } from '../engine/ml/runtime.ts';
-import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
-import { locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { l2normalise, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { classificationReport } from '../plugins/vision/lib/metrics.ts';
-import { fuzzyGroups, groupSplit, leaveOneSourceOut, seededRandom, shuffled } from '../plugins/vision/lib/split.ts';
+import { seededRandom, shuffled } from '../plugins/vision/lib/split.ts';
 import { fitStandardiser } from '../plugins/vision/lib/train.ts';
+import { layerBatches, probeFolds } from './lib/probe.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,7 +60,6 @@ let items = (await loadLabelledItems(source)).filter((it) => it.row[task] !== un
 if (args.limit) items = shuffled(items, seededRandom(1)).slice(0, Number(args.limit)); // a quick smoke run over every source
 log(`${items.length} photos labelled for ${task}`);
 const backbone = await loadBackbone('inception_v3');
-if (!backbone.featuresAsync) throw new Error('this probe needs onnxruntime (featuresAsync)');
 const spec: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true };
 
 const GRID = 17;
@@ -81,19 +80,11 @@ let maxSeen = 0;
 let sumSeen = 0;
 let total = 0;
 async function views(flip: boolean): Promise<View[]> {
-  const variant = variantOf(spec, flip);
-  const locator = locatorFor(backbone, variant);
-  const list = asEmbedItems(items);
   const out: View[] = [];
-  const size = backbone.inputSize * backbone.inputSize * 3;
-  for (let start = 0; start < list.length; start += 8) {
-    const batch = list.slice(start, start + 8);
-    const inputs = await Promise.all(batch.map(async (it) => prepareInput(await it.load(), backbone.inputSize, variant, locator)));
-    const data = new Float32Array(inputs.length * size);
-    inputs.forEach((x, i) => data.set(x, i * size));
-    const [m7, m10] = await backbone.featuresAsync!(data, inputs.length, ['mixed7', 'mixed10']);
+  for await (const { start, n, outs } of layerBatches(backbone, items, spec, flip, ['mixed7', 'mixed10'])) {
+    const [m7, m10] = outs;
     const [, h10, w10, c10] = m10!.dims as [number, number, number, number];
-    for (let i = 0; i < inputs.length; i++) {
+    for (let i = 0; i < n; i++) {
       const gap = new Float32Array(CH + c10);
       const map = new Uint8Array(GRID * GRID * CH);
       const base7 = i * GRID * GRID * CH;
@@ -113,7 +104,7 @@ async function views(flip: boolean): Promise<View[]> {
       for (let p = 0; p < h10 * w10; p++) for (let k = 0; k < c10; k++) gap[CH + k] = gap[CH + k]! + m10!.data[base10 + p * c10 + k]! / (h10 * w10);
       out.push({ global: l2normalise(gap), map });
     }
-    if (start % 400 === 0) log(`${flip ? 'mirrored' : 'plain'} ${start}/${list.length}`);
+    if (start % 400 === 0) log(`${flip ? 'mirrored' : 'plain'} ${start}/${items.length}`);
   }
   return out;
 }
@@ -274,10 +265,7 @@ async function fit(kind: HeadKind, rows: readonly View[], y: readonly number[], 
 }
 
 const labels = labelsOf(task);
-const idx = items.map((_, i) => i);
-const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
-const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize: 0.1, seed });
-const folds = [{ source: 'held-out', train: split.train, test: split.test }, ...leaveOneSourceOut(idx.map((i) => items[i]!.row.source))];
+const folds = probeFolds(items, task, seed);
 console.log(`pool ${pool} (${G}×${G} locations), ${epochs} epochs, temperature ${temperature}`);
 console.log(`| head | ${folds.map((f) => (f.source === 'held-out' ? 'held-out' : `hold out ${f.source.split('/')[0]}`)).join(' | ')} |`);
 console.log(`|---|${folds.map(() => '---').join('|')}|`);
