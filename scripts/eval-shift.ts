@@ -71,6 +71,10 @@ if (!args.data) {
   console.error('usage: npx tsx scripts/eval-shift.ts --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--backbone mobilenet_v2] [--pipelines vprep,study,study-noorient,study-noorient+trim+scene] [--scene-copies 1] [--brand-head linear|mlp] [--json]');
   process.exit(2);
 }
+if (args['brand-head'] !== 'linear' && args['brand-head'] !== 'mlp') {
+  console.error(`--brand-head is linear or mlp, not ${args['brand-head']}`);
+  process.exit(2);
+}
 const backboneName = args.backbone!;
 if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
 const seed = Number(args.seed);

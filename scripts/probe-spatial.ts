@@ -54,6 +54,12 @@ const epochs = Number(args.epochs);
 const temperature = Number(args.temperature);
 const log = (m: string): void => console.error(`[probe-spatial] ${m}`);
 
+type HeadKind = 'global' | 'lse' | 'global+lse' | 'global+attn';
+const HEAD_KINDS: readonly HeadKind[] = ['global', 'lse', 'global+lse', 'global+attn'];
+// Checked before the ~10 minutes of forward passes.
+const kinds = args.heads!.split(',').map((h) => h.trim());
+for (const k of kinds) if (!HEAD_KINDS.includes(k as HeadKind)) throw new Error(`unknown head ${k} (known: ${HEAD_KINDS.join(', ')})`);
+
 const tf = await getTf();
 const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
 let items = (await loadLabelledItems(source)).filter((it) => it.row[task] !== undefined);
@@ -133,7 +139,6 @@ function pooledMap(v: View, out: Float32Array, offset: number): void {
   }
 }
 
-type HeadKind = 'global' | 'lse' | 'global+lse' | 'global+attn';
 /** Fit one head on `rows` (views with labels) and return a predictor over views. */
 async function fit(kind: HeadKind, rows: readonly View[], y: readonly number[], classes: number): Promise<{ predict: (v: readonly View[]) => number[]; dispose: () => void }> {
   const random = seededRandom(seed);
@@ -269,7 +274,7 @@ const folds = probeFolds(items, task, seed);
 console.log(`pool ${pool} (${G}×${G} locations), ${epochs} epochs, temperature ${temperature}`);
 console.log(`| head | ${folds.map((f) => (f.source === 'held-out' ? 'held-out' : `hold out ${f.source.split('/')[0]}`)).join(' | ')} |`);
 console.log(`|---|${folds.map(() => '---').join('|')}|`);
-for (const kind of args.heads!.split(',') as HeadKind[]) {
+for (const kind of kinds as HeadKind[]) {
   const cells: string[] = [];
   for (const f of folds) {
     if (new Set(f.train.map((i) => items[i]!.row[task])).size < 2) {
