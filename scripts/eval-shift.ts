@@ -24,7 +24,10 @@
  * E.g. the shipped brand head is `study-noorient+trim+aug+scene` (`--scene-copies 2`). `--tasks hype,brand`
  * restricts the tasks (the hype head is an MLP, the brand head linear unless `--brand-head mlp`);
  * `--kinds grey,floor,busy` picks the backgrounds (also a training scene's name, e.g. `carpet,tiles,fabric`:
- * held-out photos on a kind of background the heads have seen, marked `(seen)`).
+ * held-out photos on a kind of background the heads have seen, marked `(seen)`); `grey+tilt` also lays the shoe
+ * diagonally (35–90° either way), `grey+spin` turns it by any angle (35–325°). A final `@up` on a study pipeline
+ * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
+ * without it (`@loc@up` for both).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -97,24 +100,40 @@ const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem'];
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
  */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean } {
-  const serveLocated = name.endsWith('@loc');
-  const [base, ...extras] = (serveLocated ? name.slice(0, -'@loc'.length) : name).split('+');
+function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean } {
+  const [stem, ...serving] = name.split('@');
+  for (const sv of serving) if (sv !== 'loc' && sv !== 'up') throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser) and up (upright step)`);
+  const serveLocated = serving.includes('loc');
+  const serveUpright = serving.includes('up');
+  const [base, ...extras] = stem!.split('+');
   if (!(base! in BASES)) throw new Error(`unknown pipeline ${name}: the part before + is one of ${Object.keys(BASES).join(', ')}`);
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
-  if (serveLocated && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc needs a study base`);
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated };
+  if ((serveLocated || serveUpright) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc and @up need a study base`);
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright };
 }
 const pipelines = args.pipelines!.split(',');
 pipelines.forEach(parsePipeline);
 // Backgrounds to paste the held-out shoes on: the shift test's own (never trained on), or — marked `seen` in
 // the table — a training scene type (held-out photos on a kind of background the heads have seen).
 const BACKGROUNDS: Readonly<Record<string, BackgroundFn>> = { ...SHIFT_BACKGROUNDS, ...TRAINING_SCENES };
+/**
+ * How a kind may also turn the shoe (`grey+tilt`): `tilt` lays it diagonally, 35–90° either way, as on a floor
+ * photographed from above or toe-up on a foot; `spin` turns it by any angle 35–325°, upside down included.
+ * Clockwise degrees from the seeded draw.
+ */
+const TURNS: Readonly<Record<string, (random: () => number) => number>> = {
+  tilt: (random) => (random() < 0.5 ? -1 : 1) * (35 + random() * 55),
+  spin: (random) => 35 + random() * 290,
+};
 const KINDS = ['clean', ...args.kinds!.split(',')];
-for (const k of KINDS.slice(1)) if (!(k in BACKGROUNDS)) throw new Error(`unknown --kinds ${k}: one of ${Object.keys(BACKGROUNDS).join(', ')}`);
+for (const k of KINDS.slice(1)) {
+  const [bg, turn, ...rest] = k.split('+');
+  if (!(bg! in BACKGROUNDS)) throw new Error(`unknown --kinds ${k}: one of ${Object.keys(BACKGROUNDS).join(', ')}`);
+  if (rest.length > 0 || (turn !== undefined && !(turn in TURNS))) throw new Error(`unknown --kinds ${k}: a background, optionally +${Object.keys(TURNS).join(' or +')}`);
+}
 type Kind = string;
-const kindLabel = (k: string): string => (k in TRAINING_SCENES ? `${k} (seen)` : k);
+const kindLabel = (k: string): string => (k.split('+')[0]! in TRAINING_SCENES ? `${k} (seen)` : k);
 
 // --labels a.csv[,b.csv]: label overlays (assets/labels/) that add labels the manifest lacks.
 const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
@@ -174,7 +193,19 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   const clean = await Promise.all(test.map(rawOf));
   tests.set('clean', clean);
   for (const kind of KINDS.slice(1)) {
-    tests.set(kind, await Promise.all(clean.map((raw, i) => pasteShoe(raw, BACKGROUNDS[kind]!, seededRandom(seed * 1000 + i * 7 + kind.length)))));
+    const [bg, turn] = kind.split('+');
+    tests.set(
+      kind,
+      await Promise.all(
+        clean.map((raw, i) => {
+          // Untilted kinds keep the draw they always had, so earlier tables stay comparable.
+          const random = seededRandom(seed * 1000 + i * 7 + bg!.length);
+          // Turned shoes on a square 360 px frame with the width draw rescaled, so each shoe has the pixel size it
+          // has in the untilted kind (144–240 px long) and fits without shrinking: the columns differ by the turn only.
+          return pasteShoe(raw, BACKGROUNDS[bg!]!, random, turn === undefined ? {} : { rotate: TURNS[turn]!(seededRandom(seed * 1000 + i * 13 + 5)), width: 360, height: 360, scale: [0.4, 2 / 3] });
+        }),
+      ),
+    );
   }
   if (args.samples && task === 'hype') {
     // A contact sheet of the shifted copies (never of the originals: dev images are not redistributed).
@@ -197,9 +228,9 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
       task === 'hype' || args['brand-head'] === 'mlp' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
     );
-    const { base, serveLocated } = parsePipeline(p);
-    const serve = variantOf(serveLocated ? { ...BASES[base], locate: true } : BASES[base], false);
-    const serveKey = `${base}${serveLocated ? '@loc' : ''}`;
+    const { base, serveLocated, serveUpright } = parsePipeline(p);
+    const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
+    const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}`;
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
       if (!emb) {

@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     normalise: { type: 'boolean', default: false },
     orient: { type: 'boolean', default: false },
     locate: { type: 'boolean', default: false },
+    upright: { type: 'boolean', default: false },
     'mix-trim': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
@@ -69,7 +70,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -87,9 +88,12 @@ const features: FeatureSpec = {
   trim: args.trim!,
   flipAverage: !args['no-flip-average'],
   l2: !args['no-l2'],
-  ...(args.normalise ? { normalise: true, orient: args.orient!, ...(args.locate ? { locate: true } : {}) } : {}),
+  ...(args.normalise ? { normalise: true, orient: args.orient!, ...(args.locate ? { locate: true } : {}), ...(args.upright ? { upright: true } : {}) } : {}),
 };
 if (args.locate && !args.normalise) throw new Error('--locate only qualifies --normalise');
+// --upright: the normaliser turns a steeply tilted shoe level, sole down (engine/ml/preprocess `upright`). Studio
+// shots are left as they are, so their cached embeddings without the step are reused (embedItems).
+if (args.upright && !args.normalise) throw new Error('--upright only qualifies --normalise');
 /** The spec of synthetic training views (augmented copies, scene composites): the photos' own, unlocated. */
 const syntheticFeatures: FeatureSpec = (({ locate: _locate, ...rest }) => rest)(features);
 const headOpts: TrainHeadOptions = { type: args.head === 'mlp' ? 'mlp' : 'linear', epochs: Number(args.epochs), seed };

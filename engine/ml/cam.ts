@@ -348,6 +348,11 @@ export async function filterGrid(backbone: Backbone, input: CamInput, opts: Filt
 export interface HeatmapPlacement {
   readonly crop: Box;
   readonly mirrored: boolean;
+  /**
+   * When the preprocessing turned the photo upright: the affine map `[a, b, c, d, e, f]` from the photo's pixels
+   * to the turned frame's, where `crop` lives (see `PreprocessResult.frame`).
+   */
+  readonly frame?: readonly number[];
 }
 
 /** Options of {@link overlayHeatmap}. */
@@ -409,6 +414,10 @@ export async function overlayHeatmapRaw(image: RawImage | ModelInput, heatmap: H
   for (let y = 0; y < height; y++) vs[y] = placement === undefined ? (y + 0.5) / height : ((y + 0.5) / scale - placement.crop.y) / placement.crop.height;
   const lut = jetTable();
   const keep = 1 - alpha;
+  if (placement?.frame !== undefined) {
+    blendTurned(out, base, width, height, scale, placement, heatmap, lut, alpha);
+    return { data: out, width, height };
+  }
   // Bilinear taps per column (the same arithmetic as sampleHeatmap, hoisted out of the pixel loop).
   const hw = heatmap.width;
   const hd = heatmap.data;
@@ -448,6 +457,37 @@ export async function overlayHeatmapRaw(image: RawImage | ModelInput, heatmap: H
     }
   }
   return { data: out, width, height };
+}
+
+/**
+ * The overlay loop for a photo the preprocessing turned upright: each pixel goes through the turn into the crop,
+ * which is not separable per row and column like the plain mapping.
+ */
+function blendTurned(out: Buffer, base: Buffer, width: number, height: number, scale: number, placement: HeatmapPlacement, heatmap: Heatmap, lut: Uint8Array, alpha: number): void {
+  const [a, b, c, d, e, f] = placement.frame as [number, number, number, number, number, number];
+  const { crop, mirrored } = placement;
+  const keep = 1 - alpha;
+  for (let y = 0; y < height; y++) {
+    const py = (y + 0.5) / scale;
+    for (let x = 0; x < width; x++) {
+      const p = (y * width + x) * 3;
+      const px = (x + 0.5) / scale;
+      let u = (a * px + b * py + c - crop.x) / crop.width;
+      const v = (d * px + e * py + f - crop.y) / crop.height;
+      if (mirrored) u = 1 - u;
+      if (u < 0 || u > 1 || v < 0 || v > 1) {
+        out[p] = base[p]!;
+        out[p + 1] = base[p + 1]!;
+        out[p + 2] = base[p + 2]!;
+        continue;
+      }
+      const value = sampleHeatmap(heatmap, u, v);
+      const k = Math.round(Math.min(1, Math.max(0, value)) * 255) * 3;
+      out[p] = Math.round(base[p]! * keep + lut[k]! * alpha);
+      out[p + 1] = Math.round(base[p + 1]! * keep + lut[k + 1]! * alpha);
+      out[p + 2] = Math.round(base[p + 2]! * keep + lut[k + 2]! * alpha);
+    }
+  }
 }
 
 let jetLut: Uint8Array | undefined;

@@ -9,7 +9,11 @@
  *    sign of the sloped lines tells which way the toe line runs. Combined with the silhouette's height
  *    profile (a side-view sneaker is tall at the heel collar and low at the toe) when a mask exists. The
  *    image is mirrored so the toe points RIGHT (the majority of hyped resale shots).
- * 3. **Framing**: crop a square around the object with a margin (padding with white), resize to the backbone
+ * 3. **Upright** (opt-in, `upright`): when the silhouette is clearly elongated and its long axis is tilted far
+ *    from horizontal — a shoe photographed diagonally on a floor, or toe-up on feet — rotate the photo so the
+ *    long axis is horizontal and the sole is at the bottom. Studio side views sit within the threshold and pass
+ *    unchanged.
+ * 4. **Framing**: crop a square around the object with a margin (padding with white), resize to the backbone
  *    size with area resampling, output floats in [0,1].
  *
  * Bump {@link PREP_VERSION} whenever the output for the same input changes: cached embeddings are keyed by it.
@@ -47,6 +51,14 @@ export interface PreprocessOptions {
    * cache key: the same photo with and without a hint are different inputs.
    */
   readonly objectHint?: Box;
+  /**
+   * Turn the shoe upright before framing (default false): when the object's silhouette is elongated (axis
+   * ratio at least {@link UPRIGHT_MIN_ELONGATION}) and its long axis is more than {@link UPRIGHT_MIN_DEG} from
+   * horizontal, rotate so the long axis is horizontal, and by another half turn when the silhouette's mass sits
+   * above its axis (sole up). The heads learnt from side views on a level sole; users photograph shoes at any
+   * angle. See {@link uprightEvidence}.
+   */
+  readonly upright?: boolean;
 }
 
 /** How the background was handled (see {@link PreprocessResult.background}). */
@@ -94,10 +106,20 @@ export interface PreprocessResult extends ModelInput {
   readonly angle: number;
   /** The orientation evidence (also computed when `orient` is false, for reporting). */
   readonly orientation: OrientationEvidence;
-  /** The object's bounding box in original pixels (the whole image when none was found or `crop` is off). */
+  /**
+   * The object's bounding box in the pixels of the frame (the original image, or the rotated one when
+   * `rotation` is not 0); the whole frame when none was found or `crop` is off.
+   */
   readonly bbox: Box;
-  /** The square region of the original (may extend past its edges) that maps onto the output, before mirroring. */
+  /** The square region of the frame (may extend past its edges) that maps onto the output, before mirroring. */
   readonly crop: Box;
+  /** Degrees the photo was turned by the upright step (counter-clockwise as displayed); 0 when it was not. */
+  readonly rotation: number;
+  /**
+   * With a rotation: the affine map `[a, b, c, d, e, f]` from original pixels (x, y) to frame pixels
+   * (a·x + b·y + c, d·x + e·y + f), where `bbox` and `crop` live; absent when the frame is the original.
+   */
+  readonly frame?: readonly number[];
   /**
    * `uniform`: near-uniform light border (a studio backdrop), background flood-filled, whitened and cropped;
    * `segmented`: any other border, object found by GrabCut, background whitened and cropped; `located`: the
@@ -112,7 +134,7 @@ export interface PreprocessResult extends ModelInput {
 /** The string to key caches with: version plus the options that change the output. */
 export function prepCacheKey(opts: PreprocessOptions): string {
   const flag = (v: boolean | undefined): number => (v === false ? 0 : 1);
-  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}`;
+  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}${opts.upright === true ? 'r' : ''}`;
 }
 
 // Tunables, chosen on generated silhouettes and checked on the dev set (see the ml-runtime report).
@@ -136,6 +158,23 @@ const SEGMENT_MIN = 0.04; // a GrabCut foreground outside [min, max] of the fram
 const SEGMENT_MAX = 0.85;
 const HINT_MARGIN = 0.1; // GrabCut's rectangle: the hint grown by this share of its size on every side
 const HINT_AGREEMENT = 0.5; // GrabCut's box must overlap the hint this much (IoU) to be believed
+/**
+ * Upright step: the silhouette's long/short axis ratio (square root of the second-moment eigenvalues) below
+ * which its axis is not trusted: a shoe seen from the front or the back is not elongated, and boots and
+ * high-tops (ratio 1.6–1.8) have a straight shaft that passes for a sole. Side-view sneakers on the dev set:
+ * median 2.1–2.3.
+ */
+export const UPRIGHT_MIN_ELONGATION = 1.8;
+/** Upright step: sole tilts up to this many degrees are left alone (studio "hero" shots tilt the shoe). */
+export const UPRIGHT_MIN_DEG = 30;
+/**
+ * Upright step: how much straighter one long edge of the silhouette must be than the other (|sole score|, see
+ * {@link SilhouetteAxis.sole}) for it to be taken as the sole. Upright studio sneakers score 0.9 (median); on
+ * GrabCut's rougher masks of a shoe on a floor the sign stays right but the score drops to 0.1–0.4.
+ */
+const UPRIGHT_MIN_SOLE = 0.05;
+/** Slices along the long axis for the sole test. */
+const SOLE_BINS = 32;
 
 /**
  * Normalises one decoded image for a backbone. Pure function of its input (no randomness): the same image
@@ -150,9 +189,12 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   if (!Number.isFinite(size) || size < 8 || size > 2048) {
     throw new EngineError('BAD_INPUT', `Preprocessing size must be 8..2048 (got ${opts.size})`);
   }
-  return withImageMat(img, (cv, track, src) => {
-    const { width, height } = img;
-    const a = analyse(cv, track, src, width, height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
+  return withImageMat(img, (cv, track, original) => {
+    const analysed = analyse(cv, track, original, img.width, img.height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
+    const axis = opts.upright === true && analysed.background !== null && analysed.kind !== 'located' ? silhouetteAxis(analysed.background, analysed.aw, analysed.ah) : null;
+    const turn = axis === null ? 0 : uprightTurn(axis);
+    const turned = turn === 0 ? null : turnFrame(cv, track, original, img.width, img.height, analysed, turn);
+    const { src, width, height, a } = turned ?? { src: original, width: img.width, height: img.height, a: analysed };
     const { scale, aw, ah, background, orientation, border } = a;
     const smallBox = a.box;
     const mirrored = opts.orient !== false && orientation.toe === 'left';
@@ -188,9 +230,220 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
       orientation,
       bbox,
       crop,
+      rotation: turned === null ? 0 : turn,
+      ...(turned === null ? {} : { frame: turned.frame }),
       background: a.kind,
       backgroundColor: border.color,
     };
+  });
+}
+
+/** The long axis of a silhouette and how its mass sits across it (see {@link uprightEvidence}). */
+export interface SilhouetteAxis {
+  /** Long-axis direction in degrees, (-90, 90], image coordinates (y down: positive descends to the right). */
+  readonly angle: number;
+  /** Long/short axis ratio (square root of the eigenvalues of the second moments), at least 1. */
+  readonly elongation: number;
+  /**
+   * Which long edge is the sole, in [-1, 1]: positive when the edge that is "down" once the axis is horizontal
+   * is the straighter one (a shoe on its sole), negative when the straighter edge would be on top.
+   */
+  readonly sole: number;
+  /** Direction of the sole edge (the straighter one) relative to the long axis, degrees, same convention. */
+  readonly tilt: number;
+}
+
+/** Second- and third-order moments of the object pixels (mask value 0) of a `w`×`h` background mask. */
+function silhouetteAxis(bg: Uint8Array, w: number, h: number): SilhouetteAxis | null {
+  let n = 0;
+  let sx = 0;
+  let sy = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (bg[y * w + x] !== 0) continue;
+      n++;
+      sx += x;
+      sy += y;
+    }
+  }
+  if (n < MIN_OBJECT_FRACTION * w * h || n < 16) return null;
+  const mx = sx / n;
+  const my = sy / n;
+  let m20 = 0;
+  let m02 = 0;
+  let m11 = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (bg[y * w + x] !== 0) continue;
+      const dx = x - mx;
+      const dy = y - my;
+      m20 += dx * dx;
+      m02 += dy * dy;
+      m11 += dx * dy;
+    }
+  }
+  m20 /= n;
+  m02 /= n;
+  m11 /= n;
+  const theta = 0.5 * Math.atan2(2 * m11, m20 - m02);
+  const half = Math.sqrt(((m20 - m02) / 2) ** 2 + m11 ** 2);
+  const l1 = (m20 + m02) / 2 + half;
+  const l2 = Math.max(1e-9, (m20 + m02) / 2 - half);
+  // Along-axis (s) and across-axis (t, pointing "down" once the image is turned by theta: see turnFrame)
+  // coordinates; per slice along the axis, the object's extent on either side.
+  const ux = Math.cos(theta);
+  const uy = Math.sin(theta);
+  const reach = 2.5 * Math.sqrt(l1);
+  const bins = SOLE_BINS;
+  const low = new Float64Array(bins).fill(-Infinity); // deepest t (the "down" edge)
+  const high = new Float64Array(bins).fill(Infinity); // shallowest t (the "up" edge)
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (bg[y * w + x] !== 0) continue;
+      const dx = x - mx;
+      const dy = y - my;
+      const k = Math.floor(((dx * ux + dy * uy + reach) / (2 * reach)) * bins);
+      if (k < 0 || k >= bins) continue;
+      const t = -dx * uy + dy * ux;
+      if (t > low[k]!) low[k] = t;
+      if (t < high[k]!) high[k] = t;
+    }
+  }
+  const { score: sole, slopes } = soleScore(low, high);
+  // The sole's own direction relative to the axis (a side view's axis tilts towards the low toe): per slice
+  // of width 2·reach/bins, the fitted edge moves `slope` pixels across.
+  const tilt = (Math.atan((sole < 0 ? slopes.up : slopes.down) / ((2 * reach) / bins)) * 180) / Math.PI;
+  let angle = (theta * 180) / Math.PI;
+  if (angle <= -90) angle += 180;
+  return { angle: round3(angle), elongation: round3(Math.sqrt(l1 / l2)), sole: round3(sole), tilt: round3(tilt) };
+}
+
+/**
+ * Which long edge of a silhouette is the sole, from its extent per slice along the axis (`low`: the edge on the
+ * "down" side, `high`: the other; ±Infinity where a slice is empty): the sole is straight, the upper is not
+ * (collar, tongue, laces, toe box). The residual of a straight-line fit to the middle slices of each edge gives
+ * (up − down) / (up + down) in [-1, 1]: positive when the "down" edge is the straighter one.
+ */
+function soleScore(low: Float64Array, high: Float64Array): { score: number; slopes: { down: number; up: number } } {
+  const used: number[] = [];
+  for (let k = 0; k < low.length; k++) if (Number.isFinite(low[k]!)) used.push(k);
+  if (used.length < 8) return { score: 0, slopes: { down: 0, up: 0 } };
+  // The middle of the shoe: the rounded heel and toe ends bend both edges alike.
+  const cut = Math.floor(used.length * 0.15);
+  const mid = used.slice(cut, used.length - cut);
+  const fit = (raw: Float64Array): { residual: number; slope: number } => {
+    // A moving average over three slices first: GrabCut's mask is found at half the analysis size, and its
+    // staircase along a diagonal edge would otherwise count as much as the upper's real bends.
+    const edge = new Float64Array(raw.length);
+    for (const k of used) {
+      let sum = 0;
+      let count = 0;
+      for (const j of [k - 1, k, k + 1]) {
+        if (j >= 0 && j < raw.length && Number.isFinite(raw[j]!)) {
+          sum += raw[j]!;
+          count++;
+        }
+      }
+      edge[k] = sum / count;
+    }
+    const n = mid.length;
+    let sx = 0;
+    let sy = 0;
+    let sxx = 0;
+    let sxy = 0;
+    for (const k of mid) {
+      sx += k;
+      sy += edge[k]!;
+      sxx += k * k;
+      sxy += k * edge[k]!;
+    }
+    const slope = (n * sxy - sx * sy) / Math.max(1e-9, n * sxx - sx * sx);
+    const icpt = (sy - slope * sx) / n;
+    let r = 0;
+    for (const k of mid) r += (edge[k]! - (icpt + slope * k)) ** 2;
+    return { residual: Math.sqrt(r / n), slope };
+  };
+  const down = fit(low);
+  const up = fit(high);
+  const total = up.residual + down.residual;
+  return { score: total === 0 ? 0 : (up.residual - down.residual) / total, slopes: { down: down.slope, up: up.slope } };
+}
+
+/**
+ * The turn (degrees, counter-clockwise as displayed) that puts an elongated, steeply tilted silhouette's long
+ * axis horizontal with its mass low; 0 to leave the image as it is.
+ */
+function uprightTurn(axis: SilhouetteAxis): number {
+  // Not elongated (a front or back view), or no clearly straighter edge (a boot's shaft, a pair): no axis to trust.
+  if (axis.elongation < UPRIGHT_MIN_ELONGATION || Math.abs(axis.sole) < UPRIGHT_MIN_SOLE) return 0;
+  // Where the sole runs in the image (the axis of a side view tilts towards the low toe; the sole is level).
+  const raw = axis.angle + axis.tilt;
+  const level = raw > 90 ? raw - 180 : raw <= -90 ? raw + 180 : raw;
+  if (Math.abs(level) <= UPRIGHT_MIN_DEG) return 0;
+  // Turning by `raw` (OpenCV's counter-clockwise convention, y down) maps the sole onto the horizontal and the
+  // across-axis coordinate onto "down", so a negative sole score means the shoe would stand on its collar;
+  // turning by `level` instead differs by a half turn when the two differ.
+  const upsideDown = axis.sole < 0;
+  return upsideDown !== (level !== raw) ? level + 180 : level;
+}
+
+/** The image, its analysis copy and its background mask turned by `turn` degrees on a canvas that holds them. */
+function turnFrame(
+  cv: Cv,
+  track: Track,
+  src: InstanceType<Cv['Mat']>,
+  width: number,
+  height: number,
+  a: Analysis,
+  turn: number,
+): { src: InstanceType<Cv['Mat']>; width: number; height: number; a: Analysis; frame: number[] } | null {
+  const rad = (turn * Math.PI) / 180;
+  const c = Math.abs(Math.cos(rad));
+  const s = Math.abs(Math.sin(rad));
+  const W = Math.max(1, Math.round(width * c + height * s));
+  const H = Math.max(1, Math.round(width * s + height * c));
+  const aw = Math.max(1, Math.round(W * a.scale));
+  const ah = Math.max(1, Math.round(H * a.scale));
+  /** Rotation about the centre of a w×h image onto the centre of a tw×th canvas. */
+  const matrix = (w: number, h: number, tw: number, th: number): InstanceType<Cv['Mat']> => {
+    const m = track(cv.getRotationMatrix2D(new cv.Point(w / 2, h / 2), turn, 1));
+    m.data64F[2] = m.data64F[2]! + (tw - w) / 2;
+    m.data64F[5] = m.data64F[5]! + (th - h) / 2;
+    return m;
+  };
+  const white = new cv.Scalar(255, 255, 255, 255);
+  const full = matrix(width, height, W, H);
+  const turned = track(new cv.Mat());
+  cv.warpAffine(src, turned, full, new cv.Size(W, H), cv.INTER_LINEAR, cv.BORDER_CONSTANT, white);
+  const small = matrix(a.aw, a.ah, aw, ah);
+  const smallTurned = track(new cv.Mat());
+  cv.warpAffine(a.small, smallTurned, small, new cv.Size(aw, ah), cv.INTER_AREA, cv.BORDER_CONSTANT, white);
+  const maskIn = track(new cv.Mat(a.ah, a.aw, cv.CV_8UC1));
+  maskIn.data.set(a.background!);
+  const maskOut = track(new cv.Mat());
+  cv.warpAffine(maskIn, maskOut, small, new cv.Size(aw, ah), cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(1, 1, 1, 1));
+  const background = new Uint8Array(maskOut.data);
+  const box = foregroundBox(background, aw, ah);
+  if (box === null) return null;
+  const orientation = detectOrientationOn(cv, track, smallTurned, aw, ah, box, background, a.shapeWeight);
+  return {
+    src: turned,
+    width: W,
+    height: H,
+    a: { ...a, aw, ah, small: smallTurned, background, box, orientation },
+    frame: Array.from(full.data64F),
+  };
+}
+
+/**
+ * What the upright step sees in an image: the silhouette's long axis (null without an object mask) and the
+ * turn it would apply (degrees counter-clockwise, 0 for none). For measuring the step on a labelled set.
+ */
+export async function uprightEvidence(img: RawImage, opts: { segment?: boolean; objectHint?: Box } = {}): Promise<{ axis: SilhouetteAxis | null; turn: number; background: BackgroundKind }> {
+  return withImageMat(img, (cv, track, src) => {
+    const a = analyse(cv, track, src, img.width, img.height, opts.segment !== false, true, undefined, false, opts.objectHint);
+    const axis = a.background !== null && a.kind !== 'located' ? silhouetteAxis(a.background, a.aw, a.ah) : null;
+    return { axis, turn: axis === null ? 0 : uprightTurn(axis), background: a.kind };
   });
 }
 
@@ -252,6 +505,10 @@ interface Analysis {
   /** The object's box at analysis size, or null. */
   readonly box: Box | null;
   readonly orientation: OrientationEvidence;
+  /** The analysis copy itself (tracked: freed with the other Mats). */
+  readonly small: InstanceType<Cv['Mat']>;
+  /** Weight of the silhouette cue in the orientation score (depends on how the mask was found). */
+  readonly shapeWeight: number;
 }
 
 /** Background, object box and orientation, computed on a copy at most ANALYSIS_SIDE large. */
@@ -292,7 +549,7 @@ function analyse(
   // (80 dev images composited on synthetic floors: 94 % with 0.25, 91 % with 0.5, 90 % Hough alone).
   const shapeWeight = background === null || kind === 'located' ? 0 : kind === 'uniform' ? SHAPE_WEIGHT_UNIFORM : SHAPE_WEIGHT_SEGMENTED;
   const orientation = detectOrientationOn(cv, track, small, aw, ah, box, background, shapeWeight, trace);
-  return { scale, aw, ah, border, kind, background, box, orientation };
+  return { scale, aw, ah, border, kind, background, box, orientation, small, shapeWeight };
 }
 
 /**

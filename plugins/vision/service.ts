@@ -37,9 +37,10 @@ export const DEFAULT_BACKBONE = 'inception_v3_m7';
 /**
  * The default feature pipeline of new heads, the same as the shipped heads': study normalisation (background
  * whitening + crop to the shoe, no orientation flip), starting from the shoe localiser's box off studio
- * backdrops (both built-in backbones ship one) — see assets/models/README.md and scripts/eval-shift.ts.
+ * backdrops (both built-in backbones ship one), a steeply tilted shoe turned upright first — see
+ * assets/models/README.md and scripts/eval-shift.ts.
  */
-export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true };
+export const DEFAULT_FEATURES: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true, upright: true };
 
 /** Feature-space key used for cached, pipeline-complete embeddings (and the `embedder` service). */
 export function featureKey(spec: FeatureSpec): string {

@@ -224,6 +224,14 @@ describe('filter grid and overlays', () => {
     expect(Array.from(p.subarray(0, 3))).toEqual([128, 128, 128]); // outside the crop: untouched
     const tr = (2 * 100 + 97) * 3;
     expect(p[tr]!).toBeGreaterThan(p[tr + 2]!);
+    // A turned photo (frame given): the identity frame maps exactly like the plain placement; a half-turn frame
+    // (the preprocessing turned the photo 180° on the same canvas) moves the hot cell to the opposite corner.
+    const identity = await overlayHeatmap(gray, heatmap, { size: 100, alpha: 0.5, placement: { crop: { x: 50, y: 0, width: 50, height: 50 }, mirrored: true, frame: [1, 0, 0, 0, 1, 0] } });
+    expect((await sharp(identity).raw().toBuffer()).equals(p)).toBe(true);
+    const half = await overlayHeatmap(gray, heatmap, { size: 100, alpha: 0.5, placement: { crop: { x: 0, y: 0, width: 100, height: 100 }, mirrored: false, frame: [-1, 0, 100, 0, -1, 100] } });
+    const h = (await sharp(half).raw().toBuffer({ resolveWithObject: true })).data;
+    expect(h[br]!).toBeGreaterThan(h[br + 2]!); // bottom-right of the photo is the turned frame's top-left: hot
+    expect(h[2]!).toBeGreaterThan(h[0]!);
     const standalone = await heatmapPng(heatmap, 32);
     expect((await sharp(standalone).metadata()).width).toBe(32);
   });

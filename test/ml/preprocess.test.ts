@@ -10,6 +10,8 @@ import {
   prepCacheKey,
   preprocess,
   toRgb,
+  UPRIGHT_MIN_ELONGATION,
+  uprightEvidence,
 } from '../../engine/ml/index.ts';
 import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
 import { drawShoe, mirrorRaw, rng } from './fixtures.ts';
@@ -244,5 +246,115 @@ describe('background handling and framing', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(prepCacheKey({ size: 224 })).toBe(`p${PREP_VERSION}-224-o1c1s1`);
     expect(prepCacheKey({ size: 299, orient: false, crop: false })).toBe(`p${PREP_VERSION}-299-o0c0s1`);
+  });
+});
+
+/** `img` turned `deg` degrees clockwise on white (the canvas grows to hold it), as sharp turns photos. */
+async function turnRaw(img: { data: Uint8Array | Uint8ClampedArray; width: number; height: number }, deg: number): Promise<{ data: Uint8Array; width: number; height: number; channels: 3 }> {
+  const r = await sharp(Buffer.from(toRgb(img)), { raw: { width: img.width, height: img.height, channels: 3 } }).rotate(deg, { background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(r.data), width: r.info.width, height: r.info.height, channels: 3 };
+}
+
+/** Object pixels (darker or more colourful than near-white) of a model input, as a mask. */
+function objectMask(t: Float32Array): Uint8Array {
+  const m = new Uint8Array(t.length / 3);
+  for (let i = 0; i < m.length; i++) m[i] = Math.min(t[i * 3]!, t[i * 3 + 1]!, t[i * 3 + 2]!) < 0.9 ? 1 : 0;
+  return m;
+}
+
+function maskIou(a: Uint8Array, b: Uint8Array): number {
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    inter += a[i]! & b[i]!;
+    union += a[i]! | b[i]!;
+  }
+  return union === 0 ? 0 : inter / union;
+}
+
+/** Smallest difference of two angles in degrees (0..180). */
+const angleGap = (a: number, b: number): number => Math.abs((((a - b) % 360) + 540) % 360 - 180);
+
+describe('upright step (long axis level, sole down)', () => {
+  it('GIVEN generated shoes turned 45°, 90°, 135°, 180°+50° and −60° THEN each is turned back and looks like the untouched shoe', async () => {
+    const problems: string[] = [];
+    for (let seed = 1; seed <= 4; seed++) {
+      const shoe = drawShoe({ seed, toe: seed % 2 === 0 ? 'left' : 'right' });
+      const reference = await preprocess(shoe, { size: 64, orient: false, upright: true });
+      expect(reference.rotation).toBe(0);
+      expect(reference.frame).toBeUndefined();
+      for (const deg of [45, 90, 135, 230, -60]) {
+        const r = await preprocess(await turnRaw(shoe, deg), { size: 64, orient: false, upright: true });
+        // sharp turns clockwise, the step counter-clockwise (OpenCV): turning back by the same number of degrees.
+        if (angleGap(r.rotation, deg) > 3) problems.push(`seed ${seed} ${deg}°: turned ${r.rotation}°`);
+        const iou = maskIou(objectMask(r.tensorData), objectMask(reference.tensorData));
+        if (iou < 0.8) problems.push(`seed ${seed} ${deg}°: silhouette IoU ${iou.toFixed(2)} with the untouched shoe`);
+        expect(r.frame).toHaveLength(6);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('GIVEN a shoe within the studio tilt, a round object, or upright off THEN nothing turns and the output is the same as without the step', async () => {
+    const shoe = drawShoe({ seed: 5, toe: 'right' });
+    for (const img of [shoe, await turnRaw(shoe, 15), await turnRaw(shoe, -20)]) {
+      const plain = await preprocess(img, { size: 48, orient: false });
+      const up = await preprocess(img, { size: 48, orient: false, upright: true });
+      expect(up.rotation).toBe(0);
+      expect(Array.from(up.tensorData)).toEqual(Array.from(plain.tensorData));
+    }
+    // A disc has no long axis to level.
+    const { createCanvas } = await import('@napi-rs/canvas');
+    const canvas = createCanvas(120, 100);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, 120, 100);
+    ctx.fillStyle = '#c03';
+    ctx.beginPath();
+    ctx.ellipse(60, 50, 30, 26, 0.9, 0, Math.PI * 2);
+    ctx.fill();
+    const disc = { data: new Uint8Array(ctx.getImageData(0, 0, 120, 100).data), width: 120, height: 100, channels: 4 as const };
+    const evidence = await uprightEvidence(disc);
+    expect(evidence.axis!.elongation).toBeLessThan(UPRIGHT_MIN_ELONGATION);
+    expect(evidence.turn).toBe(0);
+    // Off by default: a turned shoe stays turned.
+    expect((await preprocess(await turnRaw(shoe, 60), { size: 48 })).rotation).toBe(0);
+    expect(prepCacheKey({ size: 299, orient: false, upright: true })).toBe(`p${PREP_VERSION}-299-o0c1s1r`);
+  });
+
+  it('GIVEN upright shoes THEN the evidence finds the sole at the bottom and the sole level; turned upside down, at the top', async () => {
+    for (let seed = 6; seed <= 9; seed++) {
+      const shoe = drawShoe({ seed, toe: 'right', background: BACKGROUNDS[seed % 4]! });
+      const up = await uprightEvidence(shoe);
+      expect(up.axis!.elongation).toBeGreaterThan(UPRIGHT_MIN_ELONGATION);
+      expect(up.axis!.sole).toBeGreaterThan(0.3);
+      expect(Math.abs(up.axis!.angle + up.axis!.tilt)).toBeLessThan(3);
+      const down = await uprightEvidence(await turnRaw(shoe, 180));
+      expect(down.axis!.sole).toBeLessThan(-0.3);
+      // Level but upside down is not turned: studio sole shots are upside-down shoes on purpose.
+      expect(down.turn).toBe(0);
+    }
+  });
+
+  it('GIVEN a turned shoe on a grey floor THEN GrabCut finds it, it is turned back, and frame maps its pixels into the box', async () => {
+    const shoe = drawShoe({ seed: 11, toe: 'right', width: 200, height: 150 });
+    const turned = await turnRaw(shoe, 70);
+    const placed = await pasteShoePlaced(turned, SHIFT_BACKGROUNDS.grey, rng(4), { scale: [0.5, 0.6], mirror: 0 });
+    const r = await preprocess(placed.image, { size: 64, orient: false, upright: true });
+    expect(r.background).toBe('segmented');
+    expect(angleGap(r.rotation, 70)).toBeLessThan(6);
+    const [a, b, c, d, e, f] = r.frame as number[];
+    let inside = 0;
+    let total = 0;
+    for (let y = 0; y < placed.image.height; y++) {
+      for (let x = 0; x < placed.image.width; x++) {
+        if (placed.mask[y * placed.image.width + x] !== 1) continue;
+        total++;
+        const fx = a! * (x + 0.5) + b! * (y + 0.5) + c!;
+        const fy = d! * (x + 0.5) + e! * (y + 0.5) + f!;
+        if (fx >= r.bbox.x - 2 && fx <= r.bbox.x + r.bbox.width + 2 && fy >= r.bbox.y - 2 && fy <= r.bbox.y + r.bbox.height + 2) inside++;
+      }
+    }
+    expect(inside / total).toBeGreaterThan(0.95);
   });
 });

@@ -68,6 +68,17 @@ describe('scene compositing', () => {
     for (const name of Object.keys(SHIFT_BACKGROUNDS)) expect(Object.keys(TRAINING_SCENES)).not.toContain(name);
   });
 
+  it('GIVEN rotate THEN the shoe lands turned: a wide shoe turned 90° is tall, and the turn leaves no white corners', async () => {
+    const raw = await shoe();
+    const flat = await pasteShoePlaced(raw, solid([20, 160, 40]), seededRandom(5), { width: 300, height: 300, mirror: 0 });
+    const turned = await pasteShoePlaced(raw, solid([20, 160, 40]), seededRandom(5), { width: 300, height: 300, mirror: 0, rotate: 90 });
+    expect(flat.box.width).toBeGreaterThan(flat.box.height * 1.3);
+    expect(turned.box.height).toBeGreaterThan(turned.box.width * 1.3);
+    // The corners the turn opened were white like the backdrop, so the matte dropped them: no more white is
+    // pasted than the shoe's own (its laces), give or take the turn's resampling.
+    expect(countColour(turned.image, [255, 255, 255], 4)).toBeLessThan(countColour(flat.image, [255, 255, 255], 4) * 1.5 + 20);
+  });
+
   it('GIVEN a studio shot THEN the shoe lands on the background, smaller, its white surroundings replaced', async () => {
     const raw = await shoe();
     const out = await pasteShoe(raw, solid([20, 160, 40]), seededRandom(5), { width: 200, height: 150, scale: [0.5, 0.5], mirror: 0 });

@@ -29,6 +29,12 @@ export interface PasteOptions {
   readonly shadow?: boolean;
   /** Also draw the other shoe of the pair (the mirror image, beside and a little behind), as phone photos often show. */
   readonly pair?: boolean;
+  /**
+   * Turn the shoe by this many degrees (clockwise as displayed) before placing it, as a phone photo of a shoe
+   * lying diagonally on a floor, or toe-up on a foot, shows it (default 0). The shoe keeps the size it would
+   * have unturned; the turned patch shrinks only when it would not fit the frame.
+   */
+  readonly rotate?: number;
 }
 
 const clamp255 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
@@ -48,7 +54,7 @@ export async function pasteShoe(raw: RawImage, background: BackgroundFn, random:
  * of every drawn shoe pixel, the pair's too (1 = shoe): the labels the shoe localiser learns from.
  */
 export async function pasteShoePlaced(
-  raw: RawImage,
+  photo: RawImage,
   background: BackgroundFn,
   random: () => number,
   opts: PasteOptions = {},
@@ -57,7 +63,18 @@ export async function pasteShoePlaced(
   const H = opts.height ?? 240;
   const [lo, hi] = opts.scale ?? [0.45, 0.75];
   // The drawn width share, reduced when the shoe would not fit the frame's height (aspect kept).
-  const scale = Math.min((W * (lo + random() * (hi - lo))) / raw.width, (H - 4) / raw.height);
+  let scale = Math.min((W * (lo + random() * (hi - lo))) / photo.width, (H - 4) / photo.height);
+  let raw = photo;
+  if (opts.rotate !== undefined && opts.rotate % 360 !== 0) {
+    // Turned on white: the corners the turn opens are white like the studio backdrop, so the matte drops them.
+    const turned = await sharp(Buffer.from(raw.data), { raw: { width: raw.width, height: raw.height, channels: 3 } })
+      .rotate(opts.rotate, { background: '#ffffff' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    raw = { data: turned.data, width: turned.info.width, height: turned.info.height, channels: 3 };
+    // The shoe keeps the size it would have unturned; the turned patch shrinks only when it would not fit.
+    scale = Math.min(scale, W / raw.width, (H - 4) / raw.height);
+  }
   const sw = Math.max(8, Math.min(W, Math.round(raw.width * scale)));
   const sh = Math.max(8, Math.min(H - 4, Math.round(raw.height * scale)));
   let shoe = sharp(Buffer.from(raw.data), { raw: { width: raw.width, height: raw.height, channels: 3 } }).resize(sw, sh, { fit: 'fill' });

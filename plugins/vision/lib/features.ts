@@ -52,11 +52,13 @@ export interface PrepVariant {
   readonly remnants?: boolean;
   /** With `normalise`: start the segmentation from the shoe localiser's box (see `locate` in FeatureSpec). */
   readonly locate?: boolean;
+  /** With `normalise`: turn a steeply tilted shoe upright (see `upright` in FeatureSpec). */
+  readonly upright?: boolean;
 }
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
-export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined }): string {
-  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
+export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined; upright?: boolean | undefined }): string {
+  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.upright ? 'u' : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
 }
 
 /** The cache-key part of `remnants` (only meaningful with `normalise`). */
@@ -75,7 +77,7 @@ export function variantOf(spec: FeatureSpec, flip: boolean, augment?: number): P
     trim: spec.trim,
     flip,
     ...(augment !== undefined ? { augment } : {}),
-    ...(spec.normalise ? { normalise: true, orient: spec.orient === true, ...(spec.locate ? { locate: true } : {}) } : {}),
+    ...(spec.normalise ? { normalise: true, orient: spec.orient === true, ...(spec.locate ? { locate: true } : {}), ...(spec.upright ? { upright: true } : {}) } : {}),
   };
 }
 
@@ -163,10 +165,11 @@ export async function prepareInputPlaced(
       orient: variant.orient === true,
       ...(variant.remnants ? { floodAnyUniform: true } : {}),
       ...(hint ? { objectHint: hint } : {}),
+      ...(variant.upright ? { upright: true } : {}),
     });
     return {
       input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData,
-      placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip },
+      placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip, ...(r.frame ? { frame: r.frame } : {}) },
       ...(hint !== undefined ? { shoeFound: hint !== null } : {}),
     };
   }
@@ -297,31 +300,43 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
     done += result.filter((r) => r !== undefined).length;
     opts.onProgress?.(done, total);
     const missing = items.map((it, k) => ({ it, k })).filter(({ k }) => result[k] === undefined);
-    // Where the localiser finds nothing to do (a studio backdrop is flood-filled, hint or not), the located
-    // variant's input IS the unlocated one's: reuse that cached embedding instead of a forward pass.
-    const unlocated = variant.locate && opts.store && missing.length > 0
-      ? await opts.store.embeddings.getMany(missing.map(({ it }) => it.sha256), backbone.name, prepKey({ ...variant, locate: false }))
-      : new Map<string, Float32Array>();
+    // Where the localiser finds nothing to do (a studio backdrop is flood-filled, hint or not), or the upright
+    // step leaves the shoe as it is (it was not steeply tilted), the variant's input IS the one without that
+    // step: reuse that cached embedding instead of a forward pass.
+    const alternatives = new Map<string, Map<string, Float32Array>>();
+    if (opts.store && missing.length > 0) {
+      for (const alt of [
+        ...(variant.locate ? [{ ...variant, locate: false }] : []),
+        ...(variant.upright ? [{ ...variant, upright: false }] : []),
+        ...(variant.locate && variant.upright ? [{ ...variant, locate: false, upright: false }] : []),
+      ]) {
+        alternatives.set(prepKey(alt), await opts.store.embeddings.getMany(missing.map(({ it }) => it.sha256), backbone.name, prepKey(alt)));
+      }
+    }
     const batchSize = opts.batchSize ?? 8;
     for (let start = 0; start < missing.length; start += batchSize) {
       opts.signal?.throwIfAborted();
       const batch = missing.slice(start, start + batchSize);
       const hinted = new Array<boolean>(batch.length).fill(false);
-      const inputs = await Promise.all(
+      const prepared = await Promise.all(
         batch.map(async ({ it }, j) =>
-          prepareInput(await it.load(), backbone.inputSize, variant, locator && (async (raw, o) => {
+          prepareInputPlaced(await it.load(), backbone.inputSize, variant, locator && (async (raw, o) => {
             const box = await locator(raw, o);
             hinted[j] = box !== null && box !== undefined;
             return box;
           })),
         ),
       );
-      const forward = batch.map((_, j) => j).filter((j) => hinted[j] || !unlocated.has(batch[j]!.it.sha256));
-      const vectors = forward.length > 0 ? await backbone.embedImages(forward.map((j) => inputs[j]!), { batchSize }) : [];
+      const reused = batch.map(({ it }, j) => {
+        const applied = prepKey({ ...variant, ...(variant.locate && !hinted[j] ? { locate: false } : {}), ...(variant.upright && prepared[j]!.placement?.frame === undefined ? { upright: false } : {}) });
+        return applied === key ? undefined : alternatives.get(applied)?.get(it.sha256);
+      });
+      const forward = batch.map((_, j) => j).filter((j) => reused[j] === undefined);
+      const vectors = forward.length > 0 ? await backbone.embedImages(forward.map((j) => prepared[j]!.input), { batchSize }) : [];
       for (let j = 0; j < batch.length; j++) {
         const { it, k } = batch[j]!;
         const f = forward.indexOf(j);
-        result[k] = f >= 0 ? vectors[f]! : unlocated.get(it.sha256)!;
+        result[k] = f >= 0 ? vectors[f]! : reused[j]!;
         await opts.store?.embeddings.put(it.sha256, backbone.name, key, result[k]);
       }
       done += batch.length;

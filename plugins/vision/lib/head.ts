@@ -40,6 +40,11 @@ export const featureSpecSchema = z.object({
    * (plugins/vision/lib/localise.ts) and start the segmentation from its box. Absent in older heads.
    */
   locate: z.boolean().optional(),
+  /**
+   * With `normalise`: turn a steeply tilted shoe upright first (long axis horizontal, sole down: engine/ml/preprocess
+   * `upright`), as users photograph shoes lying diagonally or toe-up. Absent in older heads.
+   */
+  upright: z.boolean().optional(),
 });
 /** Feature pipeline options stored with a head. */
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
