@@ -9,9 +9,9 @@
  *    sign of the sloped lines tells which way the toe line runs. Combined with the silhouette's height
  *    profile (a side-view sneaker is tall at the heel collar and low at the toe) when a mask exists. The
  *    image is mirrored so the toe points RIGHT (the majority of hyped resale shots).
- * 3. **Upright** (opt-in, `upright`): when the silhouette is clearly elongated and its long axis is tilted far
- *    from horizontal — a shoe photographed diagonally on a floor, or toe-up on feet — rotate the photo so the
- *    long axis is horizontal and the sole is at the bottom. Studio side views sit within the threshold and pass
+ * 3. **Upright** (opt-in, `upright`): when the silhouette is clearly elongated and its sole (the straighter
+ *    long edge) runs far from level — a shoe photographed diagonally on a floor, or toe-up on a foot — turn
+ *    the photo so the sole is level and at the bottom. Studio side views sit within the threshold and pass
  *    unchanged.
  * 4. **Framing**: crop a square around the object with a margin (padding with white), resize to the backbone
  *    size with area resampling, output floats in [0,1].
@@ -53,10 +53,9 @@ export interface PreprocessOptions {
   readonly objectHint?: Box;
   /**
    * Turn the shoe upright before framing (default false): when the object's silhouette is elongated (axis
-   * ratio at least {@link UPRIGHT_MIN_ELONGATION}) and its long axis is more than {@link UPRIGHT_MIN_DEG} from
-   * horizontal, rotate so the long axis is horizontal, and by another half turn when the silhouette's mass sits
-   * above its axis (sole up). The heads learnt from side views on a level sole; users photograph shoes at any
-   * angle. See {@link uprightEvidence}.
+   * ratio at least {@link UPRIGHT_MIN_ELONGATION}) and its sole — the straighter of its two long edges — runs
+   * more than {@link UPRIGHT_MIN_DEG} from level, turn the photo so the sole is level and at the bottom. The
+   * heads learnt from side views on a level sole; users photograph shoes at any angle. See {@link uprightEvidence}.
    */
   readonly upright?: boolean;
 }
@@ -238,7 +237,7 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   });
 }
 
-/** The long axis of a silhouette and how its mass sits across it (see {@link uprightEvidence}). */
+/** The long axis of a silhouette and which of its long edges is the sole (see {@link uprightEvidence}). */
 export interface SilhouetteAxis {
   /** Long-axis direction in degrees, (-90, 90], image coordinates (y down: positive descends to the right). */
   readonly angle: number;
@@ -253,35 +252,39 @@ export interface SilhouetteAxis {
   readonly tilt: number;
 }
 
-/** Second- and third-order moments of the object pixels (mask value 0) of a `w`×`h` background mask. */
+/** Calls `fn(x, y)` for every object pixel (mask value 0) of a `w`×`h` background mask. */
+function forObjectPixels(bg: Uint8Array, w: number, h: number, fn: (x: number, y: number) => void): void {
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) if (bg[y * w + x] === 0) fn(x, y);
+  }
+}
+
+/**
+ * The long axis of the object in a `w`×`h` background mask (second moments), and its extent on either side per
+ * slice along that axis, from which {@link soleScore} tells the sole from the upper.
+ */
 function silhouetteAxis(bg: Uint8Array, w: number, h: number): SilhouetteAxis | null {
   let n = 0;
   let sx = 0;
   let sy = 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (bg[y * w + x] !== 0) continue;
-      n++;
-      sx += x;
-      sy += y;
-    }
-  }
+  forObjectPixels(bg, w, h, (x, y) => {
+    n++;
+    sx += x;
+    sy += y;
+  });
   if (n < MIN_OBJECT_FRACTION * w * h || n < 16) return null;
   const mx = sx / n;
   const my = sy / n;
   let m20 = 0;
   let m02 = 0;
   let m11 = 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (bg[y * w + x] !== 0) continue;
-      const dx = x - mx;
-      const dy = y - my;
-      m20 += dx * dx;
-      m02 += dy * dy;
-      m11 += dx * dy;
-    }
-  }
+  forObjectPixels(bg, w, h, (x, y) => {
+    const dx = x - mx;
+    const dy = y - my;
+    m20 += dx * dx;
+    m02 += dy * dy;
+    m11 += dx * dy;
+  });
   m20 /= n;
   m02 /= n;
   m11 /= n;
@@ -297,18 +300,15 @@ function silhouetteAxis(bg: Uint8Array, w: number, h: number): SilhouetteAxis | 
   const bins = SOLE_BINS;
   const low = new Float64Array(bins).fill(-Infinity); // deepest t (the "down" edge)
   const high = new Float64Array(bins).fill(Infinity); // shallowest t (the "up" edge)
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (bg[y * w + x] !== 0) continue;
-      const dx = x - mx;
-      const dy = y - my;
-      const k = Math.floor(((dx * ux + dy * uy + reach) / (2 * reach)) * bins);
-      if (k < 0 || k >= bins) continue;
-      const t = -dx * uy + dy * ux;
-      if (t > low[k]!) low[k] = t;
-      if (t < high[k]!) high[k] = t;
-    }
-  }
+  forObjectPixels(bg, w, h, (x, y) => {
+    const dx = x - mx;
+    const dy = y - my;
+    const k = Math.floor(((dx * ux + dy * uy + reach) / (2 * reach)) * bins);
+    if (k < 0 || k >= bins) return;
+    const t = -dx * uy + dy * ux;
+    if (t > low[k]!) low[k] = t;
+    if (t < high[k]!) high[k] = t;
+  });
   const { score: sole, slopes } = soleScore(low, high);
   // The sole's own direction relative to the axis (a side view's axis tilts towards the low toe): per slice
   // of width 2·reach/bins, the fitted edge moves `slope` pixels across.
@@ -370,8 +370,8 @@ function soleScore(low: Float64Array, high: Float64Array): { score: number; slop
 }
 
 /**
- * The turn (degrees, counter-clockwise as displayed) that puts an elongated, steeply tilted silhouette's long
- * axis horizontal with its mass low; 0 to leave the image as it is.
+ * The turn (degrees, counter-clockwise as displayed) that puts the sole of an elongated, steeply tilted
+ * silhouette level and at the bottom; 0 to leave the image as it is.
  */
 function uprightTurn(axis: SilhouetteAxis): number {
   // Not elongated (a front or back view), or no clearly straighter edge (a boot's shaft, a pair): no axis to trust.
