@@ -3,8 +3,10 @@
  * ../shared; every image is drawn from a seed.
  */
 import { createCanvas } from '@napi-rs/canvas';
+import sharp from 'sharp';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { RawImage } from '../../engine/ml/index.ts';
+import { toRgb } from '../../engine/ml/preprocess.ts';
 import { seededRandom as rng } from '../../engine/random.ts';
 
 /** The project's seeded PRNG (engine/random.ts), under this fixture's name. */
@@ -177,4 +179,10 @@ export function twoSquares(): Float32Array {
     }
   }
   return data;
+}
+
+/** `img` turned `deg` degrees clockwise on white (the canvas grows to hold it), as a photo taken at an angle. */
+export async function turnRaw(img: RawImage, deg: number): Promise<RawImage> {
+  const r = await sharp(Buffer.from(toRgb(img)), { raw: { width: img.width, height: img.height, channels: 3 } }).rotate(deg, { background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true });
+  return { data: new Uint8Array(r.data), width: r.info.width, height: r.info.height, channels: 3 };
 }

@@ -14,7 +14,7 @@ import {
   uprightEvidence,
 } from '../../engine/ml/index.ts';
 import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
-import { drawShoe, mirrorRaw, rng } from './fixtures.ts';
+import { drawShoe, mirrorRaw, rng, turnRaw } from './fixtures.ts';
 
 const BACKGROUNDS = ['#ffffff', '#d9d9d9', '#f3e9dc', '#9aa0a6'] as const;
 
@@ -248,12 +248,6 @@ describe('background handling and framing', () => {
     expect(prepCacheKey({ size: 299, orient: false, crop: false })).toBe(`p${PREP_VERSION}-299-o0c0s1`);
   });
 });
-
-/** `img` turned `deg` degrees clockwise on white (the canvas grows to hold it), as sharp turns photos. */
-async function turnRaw(img: { data: Uint8Array | Uint8ClampedArray; width: number; height: number }, deg: number): Promise<{ data: Uint8Array; width: number; height: number; channels: 3 }> {
-  const r = await sharp(Buffer.from(toRgb(img)), { raw: { width: img.width, height: img.height, channels: 3 } }).rotate(deg, { background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(r.data), width: r.info.width, height: r.info.height, channels: 3 };
-}
 
 /** Object pixels (darker or more colourful than near-white) of a model input, as a mask. */
 function objectMask(t: Float32Array): Uint8Array {

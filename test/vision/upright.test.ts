@@ -1,20 +1,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { describe, it, expect } from 'vitest';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
-import { toRgb } from '../../engine/ml/preprocess.ts';
-import type { RawImage } from '../../engine/ml/types.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { embedItems, prepareInputPlaced, prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
 import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
-import { drawShoe } from '../ml/fixtures.ts';
-
-async function turnRaw(img: RawImage, deg: number): Promise<RawImage> {
-  const r = await sharp(Buffer.from(toRgb(img)), { raw: { width: img.width, height: img.height, channels: 3 } }).rotate(deg, { background: '#ffffff' }).raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(r.data), width: r.info.width, height: r.info.height, channels: 3 };
-}
+import { drawShoe, turnRaw } from '../ml/fixtures.ts';
 
 describe('the upright step in the feature pipeline', () => {
   const spec: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false };
