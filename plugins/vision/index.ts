@@ -9,6 +9,7 @@ import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type
 import { createVisionService, type Classification, type Embedder, type VisionService, type VisionServiceOptions } from './service.ts';
 import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
+import type { Framing } from './lib/features.ts';
 import { BACKBONE_NAMES, pretrainedOf, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
 import { shippedLocaliser } from './lib/localise.ts';
 import { describeOverlayReport, type NamedOverlayReport } from './lib/dataset.ts';
@@ -75,6 +76,13 @@ function voteActions(task: Task, sha: string, label: string): ReplyAction[] {
   ];
 }
 
+/** Says so when the upright step turned the photo: the answer is about the turned view, and the turn can be wrong. */
+function turnLine(framing: Framing | undefined): string {
+  if (!framing || framing.rotation === 0) return '';
+  const deg = Math.round(Math.abs(framing.rotation));
+  return `\nThe shoe looked tilted, so I turned the photo ${deg}° ${framing.rotation > 0 ? 'anticlockwise' : 'clockwise'} to read it with the sole level.`;
+}
+
 function lowConfidenceLine(cls: Classification): string {
   return cls.lowConfidenceReason ? `\n⚠️ Low confidence: ${cls.lowConfidenceReason}. Treat this answer as a guess.` : '';
 }
@@ -84,7 +92,7 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
   ctx.progress({ stage: 'decoding', fraction: 0.05 });
   const pic = await vision.picture(input.image, { allowLocalPaths: ctx.allowLocalPaths, signal: ctx.signal });
   ctx.progress({ stage: 'classifying', fraction: 0.3 });
-  const { classification: cls, images } = await vision.explain(pic, {
+  const { classification: cls, images, framing } = await vision.explain(pic, {
     method: 'gradcam',
     task,
     ...(input.model !== undefined ? { modelId: input.model } : {}),
@@ -107,6 +115,7 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
         : `**${cls.label[0]!.toUpperCase()}${cls.label.slice(1)}** (${pct(cls.confidence)}).`;
     text += `\n${ranked.map(([b, p]) => `${b} ${pct(p)}`).join(' · ')}`;
   }
+  text += turnLine(framing);
   text += lowConfidenceLine(cls);
   const data = {
     label: cls.label,
@@ -118,6 +127,7 @@ async function classifyCommand(task: Task, input: { image: Parameters<VisionServ
     ...(cls.shoeFound !== undefined ? { shoeFound: cls.shoeFound } : {}),
     ood: cls.ood,
     imageSha: cls.imageSha,
+    ...(framing ? { framing } : {}),
   };
   return reply(text, {
     title: task === 'hype' ? 'Hype check (design opinion)' : 'Brand guess',
@@ -163,7 +173,7 @@ const explain = defineCommand({
   long: true,
   async run(input, ctx) {
     ctx.progress({ stage: input.method, fraction: 0.1 });
-    const { images, classification: cls, layer } = await ctx.services.vision.explain(input.image, {
+    const { images, classification: cls, layer, framing } = await ctx.services.vision.explain(input.image, {
       method: input.method,
       task: input.task,
       allowLocalPaths: ctx.allowLocalPaths,
@@ -173,10 +183,10 @@ const explain = defineCommand({
       input.method === 'filters'
         ? "The first convolution layer's filters applied to your photo (edges, colours, textures the network starts from)."
         : `Red areas pushed the ${input.task} model towards "${cls.label}" the most (${input.method === 'gradcam' ? 'Grad-CAM: gradients of the class score' : 'Score-CAM: how much each activation map alone raises the score'}).`;
-    return reply(`${what}${lowConfidenceLine(cls)}`, {
+    return reply(`${what}${turnLine(framing)}${lowConfidenceLine(cls)}`, {
       title: `explain · ${input.method} · ${input.task}`,
       images,
-      data: { method: input.method, task: input.task, label: cls.label, probability: cls.task === 'hype' ? cls.probability : cls.confidence, model: cls.model, imageSha: cls.imageSha, layer },
+      data: { method: input.method, task: input.task, label: cls.label, probability: cls.task === 'hype' ? cls.probability : cls.confidence, model: cls.model, imageSha: cls.imageSha, layer, ...(framing ? { framing } : {}) },
     });
   },
 });

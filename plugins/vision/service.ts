@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -171,9 +171,12 @@ export interface VisionService {
   classify(image: VisionImage, task: Task, opts?: ClassifyOptions): Promise<Classification>;
   /** The pipeline-complete embedding of one image (default backbone and features). */
   embed(image: VisionImage, opts?: { backbone?: string; features?: FeatureSpec; allowLocalPaths?: boolean }): Promise<Float32Array>;
-  /** Heatmaps / filter grid PNGs explaining the task's answer. */
-  /** `layer`: where the explanation looked (`mixed10`; `mixed7+mixed10` for a multi-level backbone; the filters' conv). */
-  explain(image: VisionImage, opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean }): Promise<{ images: ReplyImage[]; classification: Classification; layer: string }>;
+  /**
+   * Heatmaps / filter grid PNGs explaining the task's answer. `layer`: where the explanation looked (`mixed10`;
+   * `mixed7+mixed10` for a multi-level backbone; the filters' conv). `framing` (heads that normalise): how the
+   * photo was framed — background handling, the upright turn, the shoe's box in the photo.
+   */
+  explain(image: VisionImage, opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean }): Promise<{ images: ReplyImage[]; classification: Classification; layer: string; framing?: Framing }>;
   /** Nearest stored images by embedding, plus the labelled strip PNG. */
   similar(image: VisionImage, opts?: { k?: number; allowLocalPaths?: boolean }): Promise<{ neighbours: Neighbour[]; png: Buffer; searched: number }>;
   /** Evaluate a model on a labelled folder or manifest. */
@@ -345,14 +348,14 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
   async function explain(
     image: VisionImage,
     opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean },
-  ): Promise<{ images: ReplyImage[]; classification: Classification; layer: string }> {
+  ): Promise<{ images: ReplyImage[]; classification: Classification; layer: string; framing?: Framing }> {
     const pic = await picture(image, { allowLocalPaths: opts.allowLocalPaths ?? false });
     const head = await model(opts.task, opts.modelId);
     const backbone = await backboneFor(head.backbone);
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
     const variant = variantOf(head.features, false);
-    const { input, placement, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
+    const { input, placement, framing, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the activations of the layers whose spatial means ARE the
     // embedding (the CAM layer; mixed7 and mixed10 for the multi-level inception_v3_m7): one forward pass (on
@@ -387,7 +390,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       ];
       if (opts.method === 'filters') {
         const grid = await filterGrid(backbone, modelInput, { limit: 32 });
-        return { images: [{ name: `filters-${grid.layer}.png`, png: grid.png, alt: `First-layer filters (${grid.layer}) applied to the image` }], classification: cls, layer: grid.layer };
+        return { images: [{ name: `filters-${grid.layer}.png`, png: grid.png, alt: `First-layer filters (${grid.layer}) applied to the image` }], classification: cls, layer: grid.layer, ...(framing ? { framing } : {}) };
       }
       let cam: CamResult;
       if (opts.method === 'gradcam' && partActivations && (computed || parts.length > 1)) {
@@ -413,7 +416,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       // Normalised inputs are a crop of the photo: draw the heatmap back onto the user's own photo.
       const overlay = placement ? await overlayHeatmapRaw(pic.raw, cam.heatmap, { size: 448, placement }) : await overlayHeatmapRaw(modelInput, cam.heatmap, { size: 448 });
       const png = await captionRgb(overlay, [`${opts.method === 'gradcam' ? 'Grad-CAM' : 'Score-CAM'} at ${cam.layer} for "${head.labels[cam.classIndex] ?? cls.label}"`, ...caption]);
-      return { images: [{ name: `${opts.task}-${opts.method}.png`, png, alt: `${opts.method} heatmap: where the ${opts.task} model looked` }], classification: cls, layer: cam.layer };
+      return { images: [{ name: `${opts.task}-${opts.method}.png`, png, alt: `${opts.method} heatmap: where the ${opts.task} model looked` }], classification: cls, layer: cam.layer, ...(framing ? { framing } : {}) };
     } finally {
       for (const a of partActivations ?? []) a.dispose();
     }

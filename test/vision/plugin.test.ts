@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { seededRandom } from '../../engine/random.ts';
 import { SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
 import { writeAwkwardImages, writeDataset } from './fixtures.ts';
+import { drawShoe, turnRaw } from '../ml/fixtures.ts';
 
 const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
 // A fresh caller per call: commands have per-user cooldowns, which these tests are not about.
@@ -70,6 +71,47 @@ describe('vision plugin on generated sneakers', () => {
     const ids = (r.reply.actions ?? []).map((a) => a.id);
     expect(ids).toHaveLength(2);
     for (const id of ids) expect(parseVoteAction(id)?.sha).toBe(data.imageSha);
+  });
+
+  it('GIVEN a tilted shoe THEN hype turns it level and says so; data.framing gives the turn and the shoe\'s box in the photo', async () => {
+    type Framing = { background: string; rotation: number; mirrored: boolean; shoeBox: { x: number; y: number; width: number; height: number } };
+    const level = drawShoe({ seed: 8, toe: 'right', width: 200, height: 150 });
+    const tilted = await turnRaw(level, 55);
+    const file = path.join(dir, 'tilted.png');
+    writeFileSync(file, await sharp(Buffer.from(tilted.data), { raw: { width: tilted.width, height: tilted.height, channels: 3 } }).png().toBuffer());
+    const r = await engine.invoke('hype', { image: file }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const f = (r.reply.data as { framing?: Framing }).framing!;
+    expect(Math.abs(f.rotation)).toBeGreaterThan(35);
+    expect(Math.abs(f.rotation)).toBeLessThan(75);
+    expect(r.reply.text).toMatch(new RegExp(`turned the photo ${Math.round(Math.abs(f.rotation))}°`));
+    // The box is the turned shoe's, in the photo's own pixels: inside the photo, most of it, not all of it.
+    expect(f.shoeBox.x).toBeGreaterThanOrEqual(0);
+    expect(f.shoeBox.y).toBeGreaterThanOrEqual(0);
+    expect(f.shoeBox.x + f.shoeBox.width).toBeLessThanOrEqual(tilted.width);
+    expect(f.shoeBox.y + f.shoeBox.height).toBeLessThanOrEqual(tilted.height);
+    expect(f.shoeBox.width * f.shoeBox.height).toBeGreaterThan(0.2 * tilted.width * tilted.height);
+    // The level studio shot: no turn, no turn line, a studio backdrop, and its box hugs the drawn shoe.
+    const flat = path.join(dir, 'level.png');
+    writeFileSync(flat, await sharp(Buffer.from(level.data), { raw: { width: 200, height: 150, channels: 3 } }).png().toBuffer());
+    const l = await engine.invoke('brand', { image: flat }, cliInit());
+    expect(l.ok).toBe(true);
+    if (!l.ok) return;
+    const lf = (l.reply.data as { framing?: Framing }).framing!;
+    expect(lf).toMatchObject({ background: 'uniform', rotation: 0 });
+    expect(l.reply.text).not.toMatch(/turned the photo/);
+    let x0 = 200;
+    let x1 = 0;
+    for (let y = 0; y < 150; y++) {
+      for (let x = 0; x < 200; x++) {
+        if (Math.min(...[0, 1, 2].map((c) => level.data[(y * 200 + x) * 3 + c]!)) >= 200) continue;
+        x0 = Math.min(x0, x);
+        x1 = Math.max(x1, x + 1);
+      }
+    }
+    expect(Math.abs(lf.shoeBox.x - x0)).toBeLessThanOrEqual(4);
+    expect(Math.abs(lf.shoeBox.x + lf.shoeBox.width - x1)).toBeLessThanOrEqual(4);
   });
 
   it('GIVEN brand THEN the four probabilities sum to one and a vote is stored once per user', async () => {

@@ -13,9 +13,9 @@ import sharp, { type Sharp } from 'sharp';
 import { EngineError } from '../../../engine/errors.ts';
 import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
-import { preprocess, PREP_VERSION } from '../../../engine/ml/preprocess.ts';
+import { preprocess, PREP_VERSION, type BackgroundKind } from '../../../engine/ml/preprocess.ts';
 import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
-import type { RawImage } from '../../../engine/ml/types.ts';
+import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
 import { sceneComposite } from './composite.ts';
@@ -141,15 +141,49 @@ export function locatorFor(backbone: Backbone, variant: Pick<PrepVariant, 'norma
 }
 
 /**
+ * How the normaliser framed a photo, for answers to say (`data.framing`): what it took for the background, how
+ * far it turned the photo to level the sole, and where the shoe is in the photo the user sent.
+ */
+export interface Framing {
+  /** `uniform` studio backdrop, `segmented` (GrabCut), `located` (the shoe localiser's box), `busy` (left as is). */
+  readonly background: BackgroundKind;
+  /** Degrees the upright step turned the photo (counter-clockwise as displayed); 0 when it did not. */
+  readonly rotation: number;
+  /** Whether the view was mirrored (orientation normalisation: the toe pointed left). */
+  readonly mirrored: boolean;
+  /** The object's box in the photo's own pixels (through the turn, the box of the turned box); the whole photo when none was found. */
+  readonly shoeBox: Box;
+}
+
+/** The box, in original pixels, of a frame box: its corners through the inverse of the frame map, clipped to the photo. */
+function boxInPhoto(box: Box, frame: readonly number[] | undefined, width: number, height: number): Box {
+  if (!frame) return box;
+  const [a, b, c, d, e, f] = frame as [number, number, number, number, number, number];
+  const det = a * e - b * d;
+  const corners = [
+    [box.x, box.y],
+    [box.x + box.width, box.y],
+    [box.x, box.y + box.height],
+    [box.x + box.width, box.y + box.height],
+  ].map(([u, v]) => [(e * (u! - c) - b * (v! - f)) / det, (-d * (u! - c) + a * (v! - f)) / det] as const);
+  const x0 = Math.max(0, Math.min(...corners.map((p) => p[0])));
+  const y0 = Math.max(0, Math.min(...corners.map((p) => p[1])));
+  const x1 = Math.min(width, Math.max(...corners.map((p) => p[0])));
+  const y1 = Math.min(height, Math.max(...corners.map((p) => p[1])));
+  return { x: Math.round(x0), y: Math.round(y0), width: Math.max(0, Math.round(x1 - x0)), height: Math.max(0, Math.round(y1 - y0)) };
+}
+
+/**
  * {@link prepareInput} plus, for normalised variants, where the model input sits on the photo (the square
- * crop and whether it was mirrored): explanations draw the heatmap back onto the user's own photo.
+ * crop and whether it was mirrored): explanations draw the heatmap back onto the user's own photo;
+ * and how it was framed ({@link Framing}), which answers report.
  */
 export async function prepareInputPlaced(
   image: RawImage | Uint8Array,
   size: number,
   variant: PrepVariant,
   locator?: Locator,
-): Promise<{ input: Float32Array; placement?: HeatmapPlacement; shoeFound?: boolean }> {
+): Promise<{ input: Float32Array; placement?: HeatmapPlacement; framing?: Framing; shoeFound?: boolean }> {
   let rgb = await flatRgb(image);
   if (variant.scene !== undefined) {
     const scene = await sceneComposite({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, variant.scene);
@@ -170,6 +204,7 @@ export async function prepareInputPlaced(
     return {
       input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData,
       placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip, ...(r.frame ? { frame: r.frame } : {}) },
+      framing: { background: r.background, rotation: r.rotation, mirrored: r.mirrored, shoeBox: boxInPhoto(r.bbox, r.frame, raw.width, raw.height) },
       ...(hint !== undefined ? { shoeFound: hint !== null } : {}),
     };
   }
