@@ -25,7 +25,8 @@
  * restricts the tasks (the hype head is an MLP, the brand head linear unless `--brand-head mlp`);
  * `--kinds grey,floor,busy` picks the backgrounds (also a training scene's name, e.g. `carpet,tiles,fabric`:
  * held-out photos on a kind of background the heads have seen, marked `(seen)`); `grey+tilt` also lays the shoe
- * diagonally (35–90° either way), `grey+spin` turns it by any angle (35–325°). A final `@up` on a study pipeline
+ * diagonally (35–90° either way), `grey+spin` turns it by any angle (35–325°); `+pair` draws the other shoe of the
+ * pair beside it, `+feet` wears it (a trouser leg from the top of the frame over the collar). A final `@up` on a study pipeline
  * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
  * without it (`@loc@up` for both).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
@@ -126,14 +127,23 @@ const TURNS: Readonly<Record<string, (random: () => number) => number>> = {
   tilt: (random) => (random() < 0.5 ? -1 : 1) * (35 + random() * 55),
   spin: (random) => 35 + random() * 290,
 };
-const KINDS = ['clean', ...args.kinds!.split(',')];
-for (const k of KINDS.slice(1)) {
-  const [bg, turn, ...rest] = k.split('+');
+/** What a kind may add to the shoe besides a turn: `pair` the other shoe beside it, `feet` worn (a trouser leg over the collar). */
+const MODIFIERS = ['pair', 'feet'] as const;
+/** A kind parsed: its background, its turn (if any) and its modifiers. */
+function parseKind(k: string): { bg: string; turn?: string; pair: boolean; feet: boolean } {
+  const [bg, ...mods] = k.split('+');
   if (!(bg! in BACKGROUNDS)) throw new Error(`unknown --kinds ${k}: one of ${Object.keys(BACKGROUNDS).join(', ')}`);
-  if (rest.length > 0 || (turn !== undefined && !(turn in TURNS))) throw new Error(`unknown --kinds ${k}: a background, optionally +${Object.keys(TURNS).join(' or +')}`);
+  const turns = mods.filter((m) => m in TURNS);
+  const bad = mods.filter((m) => !(m in TURNS) && !(MODIFIERS as readonly string[]).includes(m));
+  if (bad.length > 0 || turns.length > 1 || new Set(mods).size !== mods.length) {
+    throw new Error(`unknown --kinds ${k}: a background, optionally +${Object.keys(TURNS).join(' or +')} and +${MODIFIERS.join(', +')}`);
+  }
+  return { bg: bg!, ...(turns[0] !== undefined ? { turn: turns[0] } : {}), pair: mods.includes('pair'), feet: mods.includes('feet') };
 }
+const KINDS = ['clean', ...args.kinds!.split(',')];
+KINDS.slice(1).forEach(parseKind);
 type Kind = string;
-const kindLabel = (k: string): string => (k.split('+')[0]! in TRAINING_SCENES ? `${k} (seen)` : k);
+const kindLabel = (k: string): string => (k !== 'clean' && parseKind(k).bg in TRAINING_SCENES ? `${k} (seen)` : k);
 
 // --labels a.csv[,b.csv]: label overlays (assets/labels/) that add labels the manifest lacks.
 const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
@@ -193,16 +203,18 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   const clean = await Promise.all(test.map(rawOf));
   tests.set('clean', clean);
   for (const kind of KINDS.slice(1)) {
-    const [bg, turn] = kind.split('+');
+    const { bg, turn, pair, feet } = parseKind(kind);
     tests.set(
       kind,
       await Promise.all(
         clean.map((raw, i) => {
-          // Untilted kinds keep the draw they always had, so earlier tables stay comparable.
-          const random = seededRandom(seed * 1000 + i * 7 + bg!.length);
+          // Untilted kinds keep the draw they always had, so earlier tables stay comparable; the pair and the leg
+          // are drawn after the shoe's own draws, so `grey+feet` is `grey`'s shoe, at the same place, worn.
+          const random = seededRandom(seed * 1000 + i * 7 + bg.length);
+          const extra = { ...(pair ? { pair: true } : {}), ...(feet ? { worn: true } : {}) };
           // Turned shoes on a square 360 px frame with the width draw rescaled, so each shoe has the pixel size it
           // has in the untilted kind (144–240 px long) and fits without shrinking: the columns differ by the turn only.
-          return pasteShoe(raw, BACKGROUNDS[bg!]!, random, turn === undefined ? {} : { rotate: TURNS[turn]!(seededRandom(seed * 1000 + i * 13 + 5)), width: 360, height: 360, scale: [0.4, 2 / 3] });
+          return pasteShoe(raw, BACKGROUNDS[bg]!, random, turn === undefined ? extra : { ...extra, rotate: TURNS[turn]!(seededRandom(seed * 1000 + i * 13 + 5)), width: 360, height: 360, scale: [0.4, 2 / 3] });
         }),
       ),
     );

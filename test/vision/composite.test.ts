@@ -98,6 +98,43 @@ describe('scene compositing', () => {
     expect(upper(pair)).toBeGreaterThan(1.2 * upper(plain));
   });
 
+  it('GIVEN worn THEN a trouser leg comes down from the top of the frame onto the collar (the heel end), over the same placement; leg pixels are not shoe', async () => {
+    const raw = await shoe();
+    const bg = [20, 160, 40] as const;
+    const opts = { width: 240, height: 200, scale: [0.6, 0.6] as [number, number] };
+    for (const [seed, mirror] of [[3, 0], [4, 1]] as const) {
+      const plain = await pasteShoePlaced(raw, solid([...bg]), seededRandom(seed), { ...opts, mirror });
+      const worn = await pasteShoePlaced(raw, solid([...bg]), seededRandom(seed), { ...opts, mirror, worn: true });
+      const W = 240;
+      const changed = (x: number, y: number): boolean => {
+        const p = (y * W + x) * 3;
+        return [0, 1, 2].some((c) => worn.image.data[p + c] !== plain.image.data[p + c]);
+      };
+      // The leg reaches the top row of the frame, above the shoe, and nowhere below the shoe's box.
+      const topRow = Array.from({ length: W }, (_, x) => x).filter((x) => changed(x, 0));
+      expect(topRow.length).toBeGreaterThan(5);
+      const { box } = plain;
+      for (let y = box.y + box.height; y < 200; y++) for (let x = 0; x < W; x++) expect(changed(x, y)).toBe(false);
+      // Over the shoe, the leg covers the collar: the heel end (the fixture's heel is on the left; mirror 1 flips it).
+      let sumX = 0;
+      let n = 0;
+      for (let y = box.y; y < box.y + box.height; y++) {
+        for (let x = box.x; x < box.x + box.width; x++) {
+          if (!changed(x, y) || !plain.mask[y * W + x]) continue;
+          sumX += x;
+          n++;
+          expect(worn.mask[y * W + x]).toBe(0);
+        }
+      }
+      expect(n).toBeGreaterThan(20);
+      const along = (sumX / n - box.x) / box.width;
+      if (mirror === 0) expect(along).toBeLessThan(0.5);
+      else expect(along).toBeGreaterThan(0.5);
+      // The shoe's own pixels elsewhere are untouched, so the mask shrank by the leg only.
+      expect(worn.box).toEqual(plain.box);
+    }
+  });
+
   it('GIVEN a tall image on a landscape frame THEN it is shrunk to fit, not squashed', async () => {
     const tall: RawImage = { data: new Uint8Array(40 * 200 * 3).fill(30), width: 40, height: 200, channels: 3 };
     const out = await pasteShoe(tall, solid([250, 0, 0]), seededRandom(1), { width: 320, height: 240, scale: [0.9, 0.9] });

@@ -35,6 +35,12 @@ export interface PasteOptions {
    * have unturned; the turned patch shrinks only when it would not fit the frame.
    */
   readonly rotate?: number;
+  /**
+   * Wear the shoe (default false): a trouser leg comes down from the top of the frame and covers the collar, as
+   * in the "on feet" photos sneaker communities post. With `pair`, both shoes are worn. Leg pixels are not shoe
+   * in the returned mask.
+   */
+  readonly worn?: boolean;
 }
 
 const clamp255 = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : v);
@@ -100,10 +106,93 @@ export async function pasteShoePlaced(
     const dy = -Math.round(sh * (0.05 + random() * 0.15));
     if (opts.shadow) castShadow(bg, W, H, otherOutside, sw, sh, ox + dx, oy + dy, 0.3);
     blit(bg, W, H, other, otherOutside, sw, sh, ox + dx, oy + dy, mask);
+    if (opts.worn) drawLeg(bg, W, H, otherOutside, sw, sh, ox + dx, oy + dy, random, mask);
   }
   if (opts.shadow) castShadow(bg, W, H, outside, sw, sh, ox, oy, 0.25 + random() * 0.35);
   blit(bg, W, H, small, outside, sw, sh, ox, oy, mask);
+  if (opts.worn) drawLeg(bg, W, H, outside, sw, sh, ox, oy, random, mask);
   return { image: { data: bg, width: W, height: H, channels: 3 }, box: matteBox(outside, sw, sh, ox, oy, W, H), mask };
+}
+
+/** Trouser colours: denim, dark denim, black, charcoal, khaki, olive, grey joggers, navy. */
+const TROUSERS: readonly (readonly [number, number, number])[] = [
+  [62, 82, 122],
+  [36, 46, 72],
+  [28, 28, 32],
+  [70, 70, 76],
+  [165, 145, 105],
+  [92, 96, 62],
+  [150, 150, 156],
+  [32, 36, 62],
+];
+
+/**
+ * Draws a trouser leg from the top of the frame down over the collar of a matted shoe drawn at (ox, oy). The
+ * collar is at the heel end, which a side view shows as the higher end of the shoe's top edge; the leg is a
+ * tapered band (shaded like a cylinder, with grain and a few folds near the hem) centred a quarter of the shoe's
+ * length from the heel, reaching 10–25 % of the shoe's height below the collar. Clears `mask` under the leg.
+ */
+function drawLeg(bg: Uint8Array, W: number, H: number, outside: Uint8Array, sw: number, sh: number, ox: number, oy: number, random: () => number, mask: Uint8Array): void {
+  const top = new Int32Array(sw).fill(-1);
+  let x0 = -1;
+  let x1 = -1;
+  for (let x = 0; x < sw; x++) {
+    for (let y = 0; y < sh; y++) {
+      if (!outside[y * sw + x]) {
+        top[x] = y;
+        break;
+      }
+    }
+    if (top[x]! >= 0) {
+      if (x0 < 0) x0 = x;
+      x1 = x;
+    }
+  }
+  if (x0 < 0) return;
+  const len = x1 - x0 + 1;
+  const meanTop = (from: number, to: number): number => {
+    let sum = 0;
+    let n = 0;
+    for (let x = from; x < to; x++) {
+      if (top[x]! < 0) continue;
+      sum += top[x]!;
+      n++;
+    }
+    return n > 0 ? sum / n : sh;
+  };
+  const quarter = Math.max(1, Math.round(len / 4));
+  const heelLeft = meanTop(x0, x0 + quarter) <= meanTop(x1 + 1 - quarter, x1 + 1);
+  const along = len * (0.2 + random() * 0.15);
+  const cx = heelLeft ? x0 + along : x1 - along;
+  const half = (len * (0.15 + random() * 0.08)) / 2 + len * 0.04;
+  // The collar: the highest shoe pixel under the leg; the hem reaches below it.
+  let collar = sh;
+  for (let x = Math.max(0, Math.floor(cx - half)); x <= Math.min(sw - 1, Math.ceil(cx + half)); x++) if (top[x]! >= 0) collar = Math.min(collar, top[x]!);
+  const hem = oy + collar + sh * (0.1 + random() * 0.15);
+  const bottomX = ox + cx;
+  // The leg leans a little and widens upwards (a trouser, not a sock).
+  const topX = bottomX + (random() - 0.5) * sh * 0.8;
+  const topHalf = half * (1.15 + random() * 0.4);
+  const base = TROUSERS[Math.floor(random() * TROUSERS.length)]!;
+  const tint = base.map((c) => c + (random() - 0.5) * 30);
+  const folds = Array.from({ length: 2 + Math.floor(random() * 3) }, () => hem - random() * sh * 0.6);
+  const yEnd = Math.min(H - 1, Math.floor(hem));
+  for (let gy = 0; gy <= yEnd; gy++) {
+    const t = yEnd > 0 ? gy / yEnd : 1;
+    const c = topX + (bottomX - topX) * t;
+    const hw = topHalf + (half - topHalf) * t;
+    // A slightly curved hem: the leg's bottom edge dips towards the front.
+    for (let gx = Math.max(0, Math.floor(c - hw)); gx <= Math.min(W - 1, Math.ceil(c + hw)); gx++) {
+      const u = (gx - c) / hw;
+      if (Math.abs(u) > 1) continue;
+      if (gy > hem - 2 * (1 - u * u)) continue;
+      let k = 0.7 + 0.4 * Math.sqrt(1 - u * u);
+      for (const f of folds) k *= 1 - 0.25 * Math.exp(-(((gy - f) / 2) ** 2));
+      const d = (gy * W + gx) * 3;
+      for (let ch = 0; ch < 3; ch++) bg[d + ch] = clamp255(tint[ch]! * k + (random() - 0.5) * 12);
+      mask[gy * W + gx] = 0;
+    }
+  }
 }
 
 /** The frame box of the shoe pixels (matte 0) of a `sw`×`sh` patch drawn at (ox, oy), clipped to the frame. */
