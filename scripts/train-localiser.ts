@@ -5,7 +5,8 @@
  *
  * Ground truth we make: photos from the training side of both tasks' splits (fuzzy-name groups, test 10 %, the
  * same splits as train:defaults, so no held-out photo is ever seen) are pasted onto the generated training scenes
- * (`sceneCompositePlaced`, pairs and shadows included), where every shoe pixel is known. Each composite is
+ * (`sceneCompositePlaced`, pairs and shadows included; without the trouser legs of worn scenes, which did not
+ * help the localiser: see assets/models/README.md), where every shoe pixel is known. Each composite is
  * letterboxed to the backbone's input and run up to `--layer`; each cell of that map is a row, labelled shoe when
  * at least 40 % of it is shoe and background when at most 10 % (cells in between are ambiguous and left out). A
  * class-balanced logistic regression on the standardised cell vectors is the model.
@@ -121,9 +122,14 @@ async function maps(images: readonly RawImage[]): Promise<{ lbs: Letterbox[]; ma
   return { lbs, maps: out, grid: dims[1]!, channels: dims[3]! };
 }
 
+// Scenes as before legs were added to training scenes: trained with them, the localiser found worn shoes no
+// better (box IoU 0.736 / 0.701 / 0.705 on grey / floor / busy worn, against 0.746 / 0.720 / 0.723) and the
+// rest about the same (mean 0.803 against 0.798), so the shipped one stays, and this command still rebuilds it.
+const NO_LEGS = { worn: false } as const;
+
 // 1. Fit.
 const fitComposites: Placed[] = [];
-for (let i = 0; i < fitItems.length; i++) fitComposites.push(await sceneCompositePlaced(await rawOf(fitItems[i]!), seed * 100 + i));
+for (let i = 0; i < fitItems.length; i++) fitComposites.push(await sceneCompositePlaced(await rawOf(fitItems[i]!), seed * 100 + i, NO_LEGS));
 const fitMaps = await maps(fitComposites.map((c) => c.image));
 const x: Float32Array[] = [];
 const y: number[] = [];
@@ -142,7 +148,7 @@ const fit = fitLocaliser(x, y, { epochs: count('epochs') });
 // 2. Threshold, on other training-side photos on training scenes.
 const THRESHOLDS = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 const valComposites: Placed[] = [];
-for (let i = 0; i < valItems.length; i++) valComposites.push(await sceneCompositePlaced(await rawOf(valItems[i]!), seed * 100 + 50_000 + i));
+for (let i = 0; i < valItems.length; i++) valComposites.push(await sceneCompositePlaced(await rawOf(valItems[i]!), seed * 100 + 50_000 + i, NO_LEGS));
 const valMaps = await maps(valComposites.map((c) => c.image));
 const draft: LocaliserModel = { format: LOCALISER_FORMAT, backbone: backbone.name, layer, inputSize: size, grid: fitMaps.grid, ...fit, threshold: 0.5 };
 const valProbs = valMaps.maps.map((m) => cellProbabilities(draft, m));
@@ -164,16 +170,23 @@ const testRaw = await Promise.all(testItems.map(rawOf));
 interface Row {
   readonly background: string;
   readonly seen: boolean;
+  /** Worn under a trouser leg (`pasteShoe`'s `worn`): reported apart, outside the mean, to compare with earlier tables. */
+  readonly worn: boolean;
   readonly localiser: number;
   readonly grabcut: number;
   readonly hinted: number;
   readonly handled: Record<string, number>;
 }
 const rows: Row[] = [];
-const backgrounds: [string, BackgroundFn][] = [...Object.entries(SHIFT_BACKGROUNDS), ...Object.entries(TRAINING_SCENES)];
-for (const [name, bg] of backgrounds) {
+const backgrounds: [string, BackgroundFn, boolean][] = [
+  ...Object.entries(SHIFT_BACKGROUNDS).map(([n, bg]): [string, BackgroundFn, boolean] => [n, bg, false]),
+  ...Object.entries(TRAINING_SCENES).map(([n, bg]): [string, BackgroundFn, boolean] => [n, bg, false]),
+  // On feet: the shift test's backgrounds again, the same placements, with a trouser leg over the collar.
+  ...Object.entries(SHIFT_BACKGROUNDS).map(([n, bg]): [string, BackgroundFn, boolean] => [n, bg, true]),
+];
+for (const [name, bg, worn] of backgrounds) {
   // The same placements as scripts/eval-segment.ts for the same seed.
-  const placed = await Promise.all(testRaw.map((r, i) => pasteShoePlaced(r, bg, seededRandom(seed * 1000 + i * 7 + name.length))));
+  const placed = await Promise.all(testRaw.map((r, i) => pasteShoePlaced(r, bg, seededRandom(seed * 1000 + i * 7 + name.length), { worn })));
   const m = await maps(placed.map((p) => p.image));
   let loc = 0;
   let plain = 0;
@@ -188,9 +201,10 @@ for (const [name, bg] of backgrounds) {
     handled[r.background] = (handled[r.background] ?? 0) + 1;
   }
   const k = placed.length;
-  rows.push({ background: name, seen: name in TRAINING_SCENES, localiser: loc / k, grabcut: plain / k, hinted: hinted / k, handled });
+  rows.push({ background: name, seen: name in TRAINING_SCENES, worn, localiser: loc / k, grabcut: plain / k, hinted: hinted / k, handled });
 }
-const mean = (f: (r: Row) => number): number => rows.reduce((s, r) => s + f(r), 0) / rows.length;
+const plainRows = rows.filter((r) => !r.worn);
+const mean = (f: (r: Row) => number): number => plainRows.reduce((s, r) => s + f(r), 0) / plainRows.length;
 
 const seconds = Math.round((Date.now() - started) / 1000);
 const meta = {
@@ -201,7 +215,7 @@ const meta = {
   cells: x.length,
   shoeCells: y.filter((v) => v === 1).length,
   validationBoxIou: Object.fromEntries(THRESHOLDS.map((t, i) => [String(t), Number(valIou[i]!.toFixed(3))])),
-  heldOutBoxIou: Object.fromEntries(rows.map((r) => [r.background, { localiser: Number(r.localiser.toFixed(3)), grabcut: Number(r.grabcut.toFixed(3)), hinted: Number(r.hinted.toFixed(3)) }])),
+  heldOutBoxIou: Object.fromEntries(rows.map((r) => [`${r.background}${r.worn ? ' worn' : ''}`, { localiser: Number(r.localiser.toFixed(3)), grabcut: Number(r.grabcut.toFixed(3)), hinted: Number(r.hinted.toFixed(3)) }])),
   seconds,
 };
 mkdirSync(args.out!, { recursive: true });
@@ -215,8 +229,8 @@ if (args.json) {
   console.log('| background | localiser box | normaliser, GrabCut from the frame | normaliser with the hint | handled as (with hint) |');
   console.log('|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.background}${r.seen ? ' (seen kind)' : ''} | ${r.localiser.toFixed(3)} | ${r.grabcut.toFixed(3)} | ${r.hinted.toFixed(3)} | ${Object.entries(r.handled).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
+    console.log(`| ${r.background}${r.seen ? ' (seen kind)' : ''}${r.worn ? ', worn' : ''} | ${r.localiser.toFixed(3)} | ${r.grabcut.toFixed(3)} | ${r.hinted.toFixed(3)} | ${Object.entries(r.handled).map(([k, v]) => `${k} ${v}`).join(', ')} |`);
   }
-  console.log(`| **mean** | ${mean((r) => r.localiser).toFixed(3)} | ${mean((r) => r.grabcut).toFixed(3)} | ${mean((r) => r.hinted).toFixed(3)} | |`);
+  console.log(`| **mean** (not worn) | ${mean((r) => r.localiser).toFixed(3)} | ${mean((r) => r.grabcut).toFixed(3)} | ${mean((r) => r.hinted).toFixed(3)} | |`);
 }
 process.exit(0);

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { borderMatte, pasteShoe, pasteShoePlaced, SHIFT_BACKGROUNDS, sceneComposite, TRAINING_SCENES, type BackgroundFn } from '../../plugins/vision/lib/composite.ts';
+import { borderMatte, pasteShoe, pasteShoePlaced, SHIFT_BACKGROUNDS, sceneComposite, sceneCompositePlaced, TRAINING_SCENES, type BackgroundFn } from '../../plugins/vision/lib/composite.ts';
 import { embedItems, prepareInput, prepKey, SCENE_VERSION, variantOf } from '../../plugins/vision/lib/features.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { seededRandom } from '../../engine/random.ts';
@@ -161,6 +161,34 @@ describe('scene compositing', () => {
       // Not a flat colour, not blank.
       expect(new Set(bg).size, name).toBeGreaterThan(8);
     }
+  });
+
+  it('GIVEN training scenes THEN about a third are worn, and forcing the leg off gives the same scene without it', async () => {
+    const raw = await shoe();
+    let worn = 0;
+    for (let seed = 0; seed < 30; seed++) {
+      const scene = await sceneCompositePlaced(raw, seed);
+      const bare = await sceneCompositePlaced(raw, seed, { worn: false });
+      expect(bare.worn).toBe(false);
+      if (!scene.worn) {
+        // Scenes that are not worn are exactly the scenes from before legs were added to training.
+        expect(scene.image.data).toEqual(bare.image.data);
+        continue;
+      }
+      worn++;
+      const W = scene.image.width;
+      const changed = (i: number): boolean => [0, 1, 2].some((c) => scene.image.data[i * 3 + c] !== bare.image.data[i * 3 + c]);
+      // The leg comes down from the top row; nothing changes below the shoe and its contact shadow (whose
+      // strength may differ: with the pair, the other shoe's leg draws from the same stream first); same box.
+      expect(Array.from({ length: W }, (_, x) => x).some((x) => changed(x))).toBe(true);
+      const below = scene.box.y + scene.box.height + Math.ceil(scene.box.height * 0.3) + 4;
+      for (let i = below * W; i < W * scene.image.height; i++) expect(changed(i)).toBe(false);
+      expect(scene.box).toEqual(bare.box);
+      // Leg pixels are not shoe in the mask the localiser learns from.
+      expect(scene.mask.reduce((a, v) => a + v, 0)).toBeLessThan(bare.mask.reduce((a, v) => a + v, 0));
+    }
+    expect(worn).toBeGreaterThanOrEqual(4);
+    expect(worn).toBeLessThanOrEqual(16);
   });
 
   it('GIVEN a scene variant THEN it has its own cache key and its input differs from the studio shot', async () => {

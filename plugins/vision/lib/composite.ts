@@ -506,26 +506,42 @@ function pixelSeed(data: ArrayLike<number>): number {
 /**
  * A training composite: the image's shoe on one of the {@link TRAINING_SCENES}, chosen with its placement
  * from `seed` and the image's own pixels (one seed gives every image a different scene, deterministically,
- * so the embedding can be cached under the seed). Soft contact shadow (70 %), the pair (30 %), the shoe
- * 35–90 % of the frame width.
+ * so the embedding can be cached under the seed). Soft contact shadow (70 %), the pair (30 %), worn under a
+ * trouser leg (30 %, since {@link SCENE_WORN_SHARE}), the shoe 35–90 % of the frame width.
  */
 export async function sceneComposite(raw: RawImage, seed: number): Promise<RawImage> {
   return (await sceneCompositePlaced(raw, seed)).image;
 }
 
-/** {@link sceneComposite} with where the shoe landed (see {@link pasteShoePlaced}). */
-export async function sceneCompositePlaced(raw: RawImage, seed: number): Promise<{ image: RawImage; box: Box; mask: Uint8Array }> {
+/**
+ * {@link sceneComposite} with where the shoe landed (see {@link pasteShoePlaced}) and whether it is worn;
+ * `opts.worn` forces that decision (the rest of the scene stays the seed's).
+ */
+export async function sceneCompositePlaced(
+  raw: RawImage,
+  seed: number,
+  opts: { readonly worn?: boolean } = {},
+): Promise<{ image: RawImage; box: Box; mask: Uint8Array; worn: boolean }> {
   const random = seededRandom((Math.imul(seed, 0x9e3779b1) ^ pixelSeed(raw.data)) >>> 0);
   const names = Object.keys(TRAINING_SCENES) as SceneName[];
   const name = names[Math.floor(random() * names.length)]!;
   // Phone photos come in landscape and portrait, and often show the pair.
   const portrait = random() < 0.4;
   const pair = random() < 0.3;
-  return pasteShoePlaced(raw, TRAINING_SCENES[name], random, {
+  // "On feet" is what communities post most, so a share of scenes is worn. The decision comes from its own
+  // stream and the leg is drawn after the shoe, so every scene that is not worn stays byte-identical to the
+  // scenes before legs were added (what the legs buy is then measured on the worn share alone).
+  const worn = opts.worn ?? seededRandom((Math.imul(seed, 0x85ebca6b) ^ pixelSeed(raw.data) ^ 0x5bd1e995) >>> 0)() < SCENE_WORN_SHARE;
+  const placed = await pasteShoePlaced(raw, TRAINING_SCENES[name], random, {
     width: portrait ? 240 : 320,
     height: portrait ? 320 : 240,
     scale: pair ? [0.35, 0.6] : [0.4, 0.9],
     shadow: random() < 0.7,
     pair,
+    worn,
   });
+  return { ...placed, worn };
 }
+
+/** Share of training scenes whose shoe is worn (a trouser leg over the collar; see {@link PasteOptions.worn}). */
+export const SCENE_WORN_SHARE = 0.3;

@@ -21,8 +21,8 @@ import { seededRandom } from './split.ts';
 import { sceneComposite } from './composite.ts';
 import { LOCALISER_VERSION, makeLocator, shippedLocaliser, type Locator } from './localise.ts';
 
-/** Version of the scene compositing (part of scene variants' cache keys); bump when composites change. */
-export const SCENE_VERSION = 1;
+/** Version of the scene compositing (part of scene variants' cache keys); bump when composites change (2: a share is worn). */
+export const SCENE_VERSION = 2;
 
 /**
  * Version of this pipeline; bump it when any pixel operation changes so cached embeddings are not reused.
