@@ -28,7 +28,8 @@
  * diagonally (35–90° either way), `grey+spin` turns it by any angle (35–325°); `+pair` draws the other shoe of the
  * pair beside it, `+feet` wears it (a trouser leg from the top of the frame over the collar). A final `@up` on a study pipeline
  * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
- * without it (`@loc@up` for both).
+ * without it (`@loc@up` for both). `@crops` (an experiment for pairs in frame) also scores the left and right 62 %
+ * of the framed object and averages the three views' probabilities; `@cropsmax` keeps the most confident view.
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -101,17 +102,70 @@ const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem'];
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
  */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean } {
+function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; crops?: CropVote } {
   const [stem, ...serving] = name.split('@');
-  for (const sv of serving) if (sv !== 'loc' && sv !== 'up') throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser) and up (upright step)`);
+  for (const sv of serving) {
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'crops' && sv !== 'cropsmax') {
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe)`);
+    }
+  }
   const serveLocated = serving.includes('loc');
   const serveUpright = serving.includes('up');
+  const crops: CropVote | undefined = serving.includes('cropsmax') ? 'max' : serving.includes('crops') ? 'mean' : undefined;
   const [base, ...extras] = stem!.split('+');
   if (!(base! in BASES)) throw new Error(`unknown pipeline ${name}: the part before + is one of ${Object.keys(BASES).join(', ')}`);
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   if ((serveLocated || serveUpright) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc and @up need a study base`);
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright };
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, ...(crops ? { crops } : {}) };
+}
+
+/**
+ * How `@crops` combines the three views of a held-out photo (the framed input, and its object's left and right
+ * {@link CROP_SHARE}): `mean` averages their probabilities, `max` keeps the most confident view's answer. An
+ * experiment for pairs in frame: the framing holds both shoes, a crop may hold one.
+ */
+type CropVote = 'mean' | 'max';
+const CROP_SHARE = 0.62;
+
+/**
+ * The left and right {@link CROP_SHARE} of the object in a normalised model input (white around the shoe),
+ * each contained on white at the same size again. The object's extent is its non-white pixels.
+ */
+async function sideCrops(input: Float32Array, size: number): Promise<Float32Array[]> {
+  let x0 = size;
+  let x1 = -1;
+  let y0 = size;
+  let y1 = -1;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const i = (y * size + x) * 3;
+      if (input[i]! < 0.94 || input[i + 1]! < 0.94 || input[i + 2]! < 0.94) {
+        x0 = Math.min(x0, x);
+        x1 = Math.max(x1, x);
+        y0 = Math.min(y0, y);
+        y1 = Math.max(y1, y);
+      }
+    }
+  }
+  if (x1 < x0) return [input, input];
+  const bytes = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, input[i]!)) * 255);
+  const w = x1 - x0 + 1;
+  const h = y1 - y0 + 1;
+  const cw = Math.max(1, Math.round(w * CROP_SHARE));
+  const out: Float32Array[] = [];
+  for (const left of [x0, x1 + 1 - cw]) {
+    const px = await sharp(bytes, { raw: { width: size, height: size, channels: 3 } })
+      .extract({ left, top: y0, width: cw, height: h })
+      .resize(size, size, { fit: 'contain', background: '#ffffff' })
+      .raw()
+      .toBuffer();
+    const f = new Float32Array(px.length);
+    for (let i = 0; i < px.length; i++) f[i] = px[i]! / 255;
+    out.push(f);
+  }
+  return out;
 }
 const pipelines = args.pipelines!.split(',');
 pipelines.forEach(parsePipeline);
@@ -240,19 +294,34 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
       task === 'hype' || args['brand-head'] === 'mlp' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
     );
-    const { base, serveLocated, serveUpright } = parsePipeline(p);
+    const { base, serveLocated, serveUpright, crops } = parsePipeline(p);
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
     const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}`;
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
-      if (!emb) {
+      let cropEmb = heldOut.get(`${serveKey}|${kind}|crops`);
+      if (!emb || (crops && !cropEmb)) {
         const inputs: Float32Array[] = [];
         for (const raw of tests.get(kind)!) inputs.push(await prepareInput(raw, size, serve, locatorFor(backbone, serve)));
         emb = await backbone.embedImages(inputs, { batchSize: 16 });
         heldOut.set(`${serveKey}|${kind}`, emb);
+        if (crops) {
+          const sides: Float32Array[] = [];
+          for (const input of inputs) sides.push(...(await sideCrops(input, size)));
+          cropEmb = await backbone.embedImages(sides, { batchSize: 16 });
+          heldOut.set(`${serveKey}|${kind}|crops`, cropEmb);
+        }
       }
       const truth = test.map((it) => it.row[task]!);
-      const preds = emb.map((e) => predictHead(head, e).label);
+      const preds = emb.map((e, i) => {
+        const whole = predictHead(head, e);
+        if (!crops) return whole.label;
+        const views = [whole, predictHead(head, cropEmb![2 * i]!), predictHead(head, cropEmb![2 * i + 1]!)];
+        if (crops === 'max') return views.reduce((a, b) => (b.confidence > a.confidence ? b : a)).label;
+        const mean: Record<string, number> = {};
+        for (const v of views) for (const [l, q] of Object.entries(v.probabilities)) mean[l] = (mean[l] ?? 0) + q / views.length;
+        return Object.entries(mean).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+      });
       const rep = classificationReport(truth, preds, labelsOf(task));
       rows.push({ task, pipeline: p, kind, n: rep.n, accuracy: rep.accuracy, macroF1: rep.macroF1 });
       log(`${task} ${p} ${kind}: accuracy ${rep.accuracy.toFixed(3)}, macro-F1 ${rep.macroF1.toFixed(3)} (n=${rep.n})`);
