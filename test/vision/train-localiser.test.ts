@@ -32,9 +32,12 @@ describe('npm run train:localiser', () => {
       ['--import', 'tsx', 'scripts/train-localiser.ts', '--data', manifest, '--backbone', 'mobilenet_v2', '--n', '8', '--val', '3', '--test', '2', '--epochs', '20', '--out', out, '--json'],
       { cwd: path.resolve(import.meta.dirname, '../..'), maxBuffer: 1 << 24 },
     );
-    const report = JSON.parse(stdout) as { file: string; layer: string; threshold: number; rows: { background: string; localiser: number; grabcut: number; hinted: number }[] };
+    const report = JSON.parse(stdout) as { file: string; layer: string; threshold: number; rows: { background: string; worn: boolean; localiser: number; grabcut: number; hinted: number }[] };
     expect(report.layer).toBe('block_13_expand_relu');
-    expect(report.rows.map((r) => r.background)).toEqual(['grey', 'floor', 'busy', 'carpet', 'tiles', 'fabric', 'room', 'clutter']);
+    // Every background bare, then the shift test's backgrounds again with the shoe worn.
+    expect(report.rows.map((r) => `${r.background}${r.worn ? ' worn' : ''}`)).toEqual([
+      'grey', 'floor', 'busy', 'carpet', 'tiles', 'fabric', 'room', 'clutter', 'grey worn', 'floor worn', 'busy worn',
+    ]);
     for (const r of report.rows) for (const v of [r.localiser, r.grabcut, r.hinted]) expect(v >= 0 && v <= 1).toBe(true);
     const model = loadLocaliser(path.join(out, localiserFileName('mobilenet_v2')));
     expect(model.threshold).toBe(report.threshold);
