@@ -507,7 +507,7 @@ function pixelSeed(data: ArrayLike<number>): number {
  * A training composite: the image's shoe on one of the {@link TRAINING_SCENES}, chosen with its placement
  * from `seed` and the image's own pixels (one seed gives every image a different scene, deterministically,
  * so the embedding can be cached under the seed). Soft contact shadow (70 %), the pair (30 %), worn under a
- * trouser leg (30 %, since {@link SCENE_WORN_SHARE}), the shoe 35–90 % of the frame width.
+ * trouser leg ({@link SCENE_WORN_SHARE}: 30 %), the shoe 35–90 % of the frame width.
  */
 export async function sceneComposite(raw: RawImage, seed: number): Promise<RawImage> {
   return (await sceneCompositePlaced(raw, seed)).image;
@@ -528,7 +528,7 @@ export async function sceneCompositePlaced(
   // Phone photos come in landscape and portrait, and often show the pair.
   const portrait = random() < 0.4;
   const pair = random() < 0.3;
-  // "On feet" is what communities post most, so a share of scenes is worn. The decision comes from its own
+  // Sneaker communities post many "on feet" photos, so a share of scenes is worn. The decision comes from its own
   // stream and the leg is drawn after the shoe, so every scene that is not worn stays byte-identical to the
   // scenes before legs were added (what the legs buy is then measured on the worn share alone).
   const worn = opts.worn ?? seededRandom((Math.imul(seed, 0x85ebca6b) ^ pixelSeed(raw.data) ^ 0x5bd1e995) >>> 0)() < SCENE_WORN_SHARE;
