@@ -303,8 +303,11 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       if (!emb || (crops && !cropEmb)) {
         const inputs: Float32Array[] = [];
         for (const raw of tests.get(kind)!) inputs.push(await prepareInput(raw, size, serve, locatorFor(backbone, serve)));
-        emb = await backbone.embedImages(inputs, { batchSize: 16 });
-        heldOut.set(`${serveKey}|${kind}`, emb);
+        // A crops pipeline after a plain one with the same serving reuses its whole-view embeddings.
+        if (!emb) {
+          emb = await backbone.embedImages(inputs, { batchSize: 16 });
+          heldOut.set(`${serveKey}|${kind}`, emb);
+        }
         if (crops) {
           const sides: Float32Array[] = [];
           for (const input of inputs) sides.push(...(await sideCrops(input, size)));
