@@ -220,7 +220,14 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
     ...(migrationTableSchema ? { migrationTableSchema } : {}),
   });
   if (options.migrate !== false) {
-    const { error, results } = await migrator.migrateToLatest();
+    let { error, results } = await migrator.migrateToLatest();
+    // Kysely's SQLite adapter has no cross-connection migration lock: two processes opening one new file at once
+    // (an API server and a worker starting together) both see it unmigrated, and the later one fails creating
+    // tables the earlier one just made. Its transaction rolled back, so trying again finds the work done.
+    for (let attempt = 1; error && dialect === 'sqlite' && attempt <= 5; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+      ({ error, results } = await migrator.migrateToLatest());
+    }
     if (error) {
       await db.destroy().catch(() => undefined);
       const failed = results?.find((r) => r.status === 'Error')?.migrationName;

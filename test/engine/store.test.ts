@@ -533,6 +533,21 @@ describe('store opening and DATABASE_URL', () => {
     }
   });
 
+  it('GIVEN processes opening one new SQLite file at once (API server and worker starting together) THEN each opens it, migrated once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'solescope-store-'));
+    try {
+      const url = `sqlite:${path.join(dir, 'shared.db')}`;
+      // Separate connections racing through the migrations, as separate processes do.
+      const stores = await Promise.all([0, 1, 2, 3].map(() => openStore({ url })));
+      for (const s of stores) expect(await s.appliedMigrations()).toEqual(knownMigrations());
+      const img = await stores[0]!.images.put(fakeImage('race'));
+      expect((await stores[3]!.images.get(img.sha256))?.source).toBe('race');
+      for (const s of stores) await s.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('GIVEN an unreachable Postgres or an unopenable file THEN openStore throws UNAVAILABLE without the password', async () => {
     const err = await expectCode(openStore({ url: 'postgres://someone:s3cret@127.0.0.1:1/nope' }), 'UNAVAILABLE');
     expect(err.message).toContain('127.0.0.1:1');
