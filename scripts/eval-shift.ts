@@ -19,7 +19,8 @@
  * After `+`, extra training views as `train:defaults` makes them (served and scored with the base pipeline):
  * `+trim` the trimmed contain-on-white views and their mirrors (`--mix-trim`), `+aug` one augmented copy
  * (`--augment 1`), `+scene` `--scene-copies` scene composites (`--scene-augment N`; `+rem`: normalised keeping
- * floor remnants, `--remnant-scenes`). The training scenes
+ * floor remnants, `--remnant-scenes`; `+up`: trained as `--locate --upright` trains, every view through the upright
+ * step and the photos' own views through the shoe localiser, under the same cache keys). The training scenes
  * (plugins/vision/lib/composite.ts) are not this test's backgrounds, so it measures unseen backgrounds.
  * E.g. the shipped brand head is `study-noorient+trim+aug+scene` (`--scene-copies 2`). `--tasks hype,brand`
  * restricts the tasks (the hype head is an MLP, the brand head linear unless `--brand-head mlp`);
@@ -30,6 +31,8 @@
  * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
  * without it (`@loc@up` for both). `@crops` (an experiment for pairs in frame) also scores the left and right 62 %
  * of the framed object and averages the three views' probabilities; `@cropsmax` keeps the most confident view.
+ * `@s5` fits the (linear) brand head from 5 consecutive seeds and averages the weights (`trainHead`'s `seeds`);
+ * `@o2` fits the head from seed + 2 (the split stays the seed's): how much one fit's luck moves the figures.
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -96,19 +99,21 @@ const BASES: Readonly<Record<Base, FeatureSpec>> = {
   'study-noorient-loc': { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true },
 };
 /** Extra training views a pipeline name may add after `+`: the `train:defaults` options of the same name. */
-type Extra = 'trim' | 'aug' | 'scene' | 'rem';
-const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem'];
+type Extra = 'trim' | 'aug' | 'scene' | 'rem' | 'up';
+const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem', 'up'];
 /**
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
  */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; crops?: CropVote } {
+function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; crops?: CropVote; headSeeds: number; headSeedOffset: number } {
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
-    if (sv !== 'loc' && sv !== 'up' && sv !== 'crops' && sv !== 'cropsmax') {
-      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe)`);
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'crops' && sv !== 'cropsmax' && !/^[so][1-9]\d?$/.test(sv)) {
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe), sN (a linear head averaged over N seeds), oN (the head's seed + N)`);
     }
   }
+  const headSeeds = Number(serving.find((sv) => /^s\d/.test(sv))?.slice(1) ?? 1);
+  const headSeedOffset = Number(serving.find((sv) => /^o\d/.test(sv))?.slice(1) ?? 0);
   const serveLocated = serving.includes('loc');
   const serveUpright = serving.includes('up');
   const crops: CropVote | undefined = serving.includes('cropsmax') ? 'max' : serving.includes('crops') ? 'mean' : undefined;
@@ -116,8 +121,8 @@ function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLoc
   if (!(base! in BASES)) throw new Error(`unknown pipeline ${name}: the part before + is one of ${Object.keys(BASES).join(', ')}`);
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
-  if ((serveLocated || serveUpright) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc and @up need a study base`);
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, ...(crops ? { crops } : {}) };
+  if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, ...(crops ? { crops } : {}), headSeeds, headSeedOffset };
 }
 
 /**
@@ -214,7 +219,11 @@ const rawOf = async (it: LabelledItem): Promise<RawImage> => (await decodePixels
 /** The training views of a pipeline (rows in the same order as `list`, repeated per view). */
 async function trainViews(name: string, list: readonly LabelledItem[]): Promise<Float32Array[][]> {
   const { base, extras } = parsePipeline(name);
-  const spec = BASES[base];
+  // +up trains as train:defaults --locate --upright does: every view through the upright step, the photos' own
+  // views through the shoe localiser too (synthetic views are normalised without it). Same cache keys, so a
+  // train:defaults run after this one embeds little.
+  const synthetic: FeatureSpec = extras.has('up') ? { ...BASES[base], upright: true } : BASES[base];
+  const spec: FeatureSpec = extras.has('up') ? { ...synthetic, locate: true } : synthetic;
   const embedList = asEmbedItems(list);
   const views = [await embedItems(backbone, embedList, spec, { store })];
   // Flip augmentation, except where orientation normalisation already mirrors every shoe one way.
@@ -222,11 +231,11 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
   if (extras.has('trim')) {
     for (const mirror of [false, true]) views.push(await embedItems(backbone, embedList, BASES['vprep-trim'], { store, mirror }));
   }
-  if (extras.has('aug')) views.push(await embedAugmentedCopy(backbone, embedList, spec, 0, { store }));
+  if (extras.has('aug')) views.push(await embedAugmentedCopy(backbone, embedList, synthetic, 0, { store }));
   if (extras.has('scene')) {
     for (let copy = 0; copy < sceneCopies; copy++) {
       log(`${name}: scene copy ${copy + 1}/${sceneCopies}`);
-      views.push(await embedItems(backbone, embedList, spec, { store, scene: copy, mirror: copy % 2 === 1, remnants: extras.has('rem') }));
+      views.push(await embedItems(backbone, embedList, synthetic, { store, scene: copy, mirror: copy % 2 === 1, remnants: extras.has('rem') }));
     }
   }
   return views;
@@ -290,11 +299,13 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const xs = views.flat();
     const ys = views.flatMap(() => train.map((it) => it.row[task]!));
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
+    const { base, serveLocated, serveUpright, crops, headSeeds, headSeedOffset } = parsePipeline(p);
+    const mlp = task === 'hype' || args['brand-head'] === 'mlp';
+    if (mlp && headSeeds > 1) throw new Error(`pipeline ${p}: @s${headSeeds} averages linear heads, and the ${task} head is an MLP`);
     const head = await trainHead(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
-      task === 'hype' || args['brand-head'] === 'mlp' ? { type: 'mlp', epochs: 40, seed } : { type: 'linear', epochs: 60, seed },
+      mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
     );
-    const { base, serveLocated, serveUpright, crops } = parsePipeline(p);
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
     const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}`;
     for (const kind of KINDS) {

@@ -50,6 +50,26 @@ describe('heads trained on embeddings', () => {
     await expect(trainHead({ ...input, sampleWeight: [1, 2] }, opts)).rejects.toThrow(/sampleWeight/);
   });
 
+  it('GIVEN seeds: 3 THEN the linear head is the weight average of the three seeds\' fits (one head serving their ensemble)', async () => {
+    const tf = await getTf();
+    const input = { task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y } as const;
+    const opts = { epochs: 10, seed: 3, learningRate: 0.01 };
+    const before = tf.memory().numTensors;
+    const averaged = await trainHead(input, { ...opts, seeds: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    const fits = await Promise.all([3, 4, 5].map((seed) => trainHead(input, { ...opts, seed })));
+    expect(new Set(fits.map((f) => f.layers[0]!.kernel[0])).size).toBe(3);
+    const kernels = fits.map((f) => f.layers[0]!.kernel);
+    averaged.layers[0]!.kernel.forEach((w, j) => expect(w).toBeCloseTo((kernels[0]![j]! + kernels[1]![j]! + kernels[2]![j]!) / 3, 5));
+    averaged.layers[0]!.bias.forEach((b, j) => expect(b).toBeCloseTo(fits.reduce((a, f) => a + f.layers[0]!.bias[j]!, 0) / 3, 5));
+    // So its logits are the mean of the three heads' logits.
+    const logits = (h: typeof averaged): Float32Array => denseForward(h.layers, headInput(h, x[50]!));
+    const mean = [0, 1, 2].map((c) => fits.reduce((a, f) => a + logits(f)[c]!, 0) / 3);
+    Array.from(logits(averaged)).forEach((l, c) => expect(l).toBeCloseTo(mean[c]!, 4));
+    await expect(trainHead(input, { ...opts, seeds: 2, type: 'mlp' })).rejects.toThrow(/linear heads only/);
+    await expect(trainHead(input, { ...opts, seeds: 0 })).rejects.toThrow(/positive integer/);
+  });
+
   it('GIVEN an embedding unlike every known brand THEN probability moves to other and the answer is low confidence', async () => {
     const head = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 30, seed: 3, learningRate: 0.01 });
     const alien = Float32Array.from({ length: DIM }, (_, d) => (d === 15 ? 5 : d === 14 ? -4 : 0));

@@ -39,6 +39,12 @@ export interface TrainHeadOptions {
   readonly classWeight?: 'balanced' | 'none';
   /** Seed for initialisation, shuffling and dropout (default 42). */
   readonly seed?: number;
+  /**
+   * Linear heads: fit this many times from consecutive seeds (`seed`, `seed + 1`, …) and average the weights
+   * (default 1). The logits of a linear head are linear in its weights, so the average IS the ensemble of the
+   * fits, served at the cost of one head; it removes the run-to-run noise of shuffling and input dropout.
+   */
+  readonly seeds?: number;
   /** Brand heads: whether to fit the open-set (`other`) calibration (default true for brand). */
   readonly openSet?: boolean;
   /** Top-probability threshold below which answers are flagged low confidence (default 0.6). */
@@ -232,6 +238,30 @@ export async function fitDense(
   }
 }
 
+/** {@link fitDense}, averaged over `opts.seeds` fits of a linear head (see {@link TrainHeadOptions.seeds}). */
+async function fitAveraged(
+  xs: readonly Float32Array[],
+  yIdx: readonly number[],
+  classes: number,
+  opts: TrainHeadOptions,
+  sampleWeight?: readonly number[],
+): Promise<{ layers: DenseLayer[]; finalLoss: number }> {
+  const k = opts.seeds ?? 1;
+  if (!Number.isInteger(k) || k < 1) throw new Error(`seeds must be a positive integer, got ${k}`);
+  if (k === 1) return fitDense(xs, yIdx, classes, opts, sampleWeight);
+  // An MLP's hidden units come out in any order, so averaging its weights would not average its answers.
+  if ((opts.type ?? 'linear') !== 'linear') throw new Error('seeds > 1 averages linear heads only');
+  const seed = opts.seed ?? 42;
+  const fits: { layers: DenseLayer[]; finalLoss: number }[] = [];
+  for (let i = 0; i < k; i++) fits.push(await fitDense(xs, yIdx, classes, { ...opts, seed: seed + i }, sampleWeight));
+  const mean = (pick: (l: DenseLayer) => readonly number[]): number[] =>
+    pick(fits[0]!.layers[0]!).map((_, j) => Number((fits.reduce((a, f) => a + pick(f.layers[0]!)[j]!, 0) / k).toPrecision(7)));
+  return {
+    layers: [{ ...fits[0]!.layers[0]!, kernel: mean((l) => l.kernel), bias: mean((l) => l.bias) }],
+    finalLoss: fits.reduce((a, f) => a + f.finalLoss, 0) / k,
+  };
+}
+
 function concat(xs: readonly ArrayLike<number>[], dim: number): Float32Array {
   const out = new Float32Array(xs.length * dim);
   xs.forEach((x, i) => out.set(x, i * dim));
@@ -272,7 +302,7 @@ export async function trainHead(input: TrainHeadInput, opts: TrainHeadOptions = 
   const standardise = fitStandardiser(base);
   const z = standardiseRows(x, l2, standardise);
   const yIdx = y.map((l) => labels.indexOf(l));
-  const { layers, finalLoss } = await fitDense(z, yIdx, labels.length, opts, input.sampleWeight);
+  const { layers, finalLoss } = await fitAveraged(z, yIdx, labels.length, opts, input.sampleWeight);
 
   const units = x.map((v) => l2normalise(v));
   let openSet: HeadModel['openSet'];
