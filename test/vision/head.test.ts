@@ -55,8 +55,11 @@ describe('heads trained on embeddings', () => {
     const input = { task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y } as const;
     const opts = { epochs: 10, seed: 3, learningRate: 0.01 };
     const before = tf.memory().numTensors;
-    const averaged = await trainHead(input, { ...opts, seeds: 3 });
+    const progress: string[] = [];
+    const averaged = await trainHead(input, { ...opts, seeds: 3, onEpoch: (e, total) => void progress.push(`${e}/${total}`) });
     expect(tf.memory().numTensors).toBe(before);
+    // Progress runs once over the epochs of all three fits.
+    expect(progress).toEqual(Array.from({ length: 30 }, (_, i) => `${i + 1}/30`));
     const fits = await Promise.all([3, 4, 5].map((seed) => trainHead(input, { ...opts, seed })));
     expect(new Set(fits.map((f) => f.layers[0]!.kernel[0])).size).toBe(3);
     const kernels = fits.map((f) => f.layers[0]!.kernel);

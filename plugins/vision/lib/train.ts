@@ -253,7 +253,11 @@ async function fitAveraged(
   if ((opts.type ?? 'linear') !== 'linear') throw new Error('seeds > 1 averages linear heads only');
   const seed = opts.seed ?? 42;
   const fits: { layers: DenseLayer[]; finalLoss: number }[] = [];
-  for (let i = 0; i < k; i++) fits.push(await fitDense(xs, yIdx, classes, { ...opts, seed: seed + i }, sampleWeight));
+  for (let i = 0; i < k; i++) {
+    // Progress counts the epochs of all fits, so a progress bar never runs backwards.
+    const onEpoch = opts.onEpoch && ((epoch: number, epochs: number, loss: number) => opts.onEpoch!(i * epochs + epoch, k * epochs, loss));
+    fits.push(await fitDense(xs, yIdx, classes, { ...opts, seed: seed + i, ...(onEpoch ? { onEpoch } : {}) }, sampleWeight));
+  }
   const mean = (pick: (l: DenseLayer) => readonly number[]): number[] =>
     pick(fits[0]!.layers[0]!).map((_, j) => Number((fits.reduce((a, f) => a + pick(f.layers[0]!)[j]!, 0) / k).toPrecision(7)));
   return {
