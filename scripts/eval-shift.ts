@@ -31,7 +31,8 @@
  * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
  * without it (`@loc@up` for both). `@crops` (an experiment for pairs in frame) also scores the left and right 62 %
  * of the framed object and averages the three views' probabilities; `@cropsmax` keeps the most confident view.
- * `@s5` fits the (linear) brand head from 5 consecutive seeds and averages the weights (`trainHead`'s `seeds`);
+ * `@s5` serves the mean of 5 fits from consecutive seeds (`trainHead`'s `seeds`: a linear head averages the weights,
+ * an MLP lays the fits side by side);
  * `@o2` fits the head from seed + 2 (the split stays the seed's): how much one fit's luck moves the figures.
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
@@ -109,7 +110,7 @@ function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLoc
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
     if (sv !== 'loc' && sv !== 'up' && sv !== 'crops' && sv !== 'cropsmax' && !/^[so][1-9]\d?$/.test(sv)) {
-      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe), sN (a linear head averaged over N seeds), oN (the head's seed + N)`);
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N)`);
     }
   }
   const headSeeds = Number(serving.find((sv) => /^s\d/.test(sv))?.slice(1) ?? 1);
@@ -301,10 +302,9 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
     const { base, serveLocated, serveUpright, crops, headSeeds, headSeedOffset } = parsePipeline(p);
     const mlp = task === 'hype' || args['brand-head'] === 'mlp';
-    if (mlp && headSeeds > 1) throw new Error(`pipeline ${p}: @s${headSeeds} averages linear heads, and the ${task} head is an MLP`);
     const head = await trainHead(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
-      mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
+      mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
     );
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
     const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}`;

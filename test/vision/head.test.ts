@@ -69,8 +69,28 @@ describe('heads trained on embeddings', () => {
     const logits = (h: typeof averaged): Float32Array => denseForward(h.layers, headInput(h, x[50]!));
     const mean = [0, 1, 2].map((c) => fits.reduce((a, f) => a + logits(f)[c]!, 0) / 3);
     Array.from(logits(averaged)).forEach((l, c) => expect(l).toBeCloseTo(mean[c]!, 4));
-    await expect(trainHead(input, { ...opts, seeds: 2, type: 'mlp' })).rejects.toThrow(/linear heads only/);
     await expect(trainHead(input, { ...opts, seeds: 0 })).rejects.toThrow(/positive integer/);
+  });
+
+  it('GIVEN seeds: 3 on an MLP THEN the head lays the three fits side by side and its logits are the mean of theirs', async () => {
+    const tf = await getTf();
+    const hy = y.map((b) => (b === 'adidas' ? 'not_hyped' : 'hyped'));
+    const input = { task: 'hype', id: 'h', backbone: 'synthetic', prepVersion: 'v', features, x, y: hy } as const;
+    const opts = { type: 'mlp', hidden: 8, epochs: 8, seed: 5, learningRate: 0.01 } as const;
+    const before = tf.memory().numTensors;
+    const progress: string[] = [];
+    const ensemble = await trainHead(input, { ...opts, seeds: 3, onEpoch: (e, total) => void progress.push(`${e}/${total}`) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(progress).toEqual(Array.from({ length: 24 }, (_, i) => `${i + 1}/24`));
+    // Still a valid head file: 24 hidden units, 2 outputs.
+    expect(parseHead(JSON.parse(JSON.stringify(ensemble)), 'round trip').layers.map((l) => [l.inputs, l.units])).toEqual([[DIM, 24], [24, 2]]);
+    const fits = await Promise.all([5, 6, 7].map((seed) => trainHead(input, { ...opts, seed })));
+    expect(new Set(fits.map((f) => f.layers[0]!.kernel[0])).size).toBe(3);
+    const logits = (h: typeof ensemble, v: Float32Array): Float32Array => denseForward(h.layers, headInput(h, v));
+    for (const v of [x[0]!, x[45]!, x[70]!]) {
+      const mean = [0, 1].map((c) => fits.reduce((a, f) => a + logits(f, v)[c]!, 0) / 3);
+      Array.from(logits(ensemble, v)).forEach((l, c) => expect(l).toBeCloseTo(mean[c]!, 4));
+    }
   });
 
   it('GIVEN an embedding unlike every known brand THEN probability moves to other and the answer is low confidence', async () => {

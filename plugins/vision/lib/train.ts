@@ -40,9 +40,12 @@ export interface TrainHeadOptions {
   /** Seed for initialisation, shuffling and dropout (default 42). */
   readonly seed?: number;
   /**
-   * Linear heads: fit this many times from consecutive seeds (`seed`, `seed + 1`, …) and average the weights
-   * (default 1). The logits of a linear head are linear in its weights, so the average IS the ensemble of the
-   * fits, served at the cost of one head; it removes the run-to-run noise of shuffling and input dropout.
+   * Fit this many times from consecutive seeds (`seed`, `seed + 1`, …) and serve the mean of the fits' logits
+   * as one head (default 1); it removes the run-to-run noise of shuffling, initialisation and input dropout.
+   * Linear heads: the logits are linear in the weights, so the weight average IS that ensemble, at the cost of
+   * one head. MLPs: the fits' hidden layers are laid side by side (N × hidden ReLU units) and the output layer
+   * takes each fit's units at 1/N, which is exactly the mean of their logits, in the same head format (N times
+   * the size).
    */
   readonly seeds?: number;
   /** Brand heads: whether to fit the open-set (`other`) calibration (default true for brand). */
@@ -238,7 +241,7 @@ export async function fitDense(
   }
 }
 
-/** {@link fitDense}, averaged over `opts.seeds` fits of a linear head (see {@link TrainHeadOptions.seeds}). */
+/** {@link fitDense} over `opts.seeds` seeds, combined into one head serving their mean logits (see {@link TrainHeadOptions.seeds}). */
 async function fitAveraged(
   xs: readonly Float32Array[],
   yIdx: readonly number[],
@@ -249,8 +252,6 @@ async function fitAveraged(
   const k = opts.seeds ?? 1;
   if (!Number.isInteger(k) || k < 1) throw new Error(`seeds must be a positive integer, got ${k}`);
   if (k === 1) return fitDense(xs, yIdx, classes, opts, sampleWeight);
-  // An MLP's hidden units come out in any order, so averaging its weights would not average its answers.
-  if ((opts.type ?? 'linear') !== 'linear') throw new Error('seeds > 1 averages linear heads only');
   const seed = opts.seed ?? 42;
   const fits: { layers: DenseLayer[]; finalLoss: number }[] = [];
   for (let i = 0; i < k; i++) {
@@ -258,12 +259,32 @@ async function fitAveraged(
     const onEpoch = opts.onEpoch && ((epoch: number, epochs: number, loss: number) => opts.onEpoch!(i * epochs + epoch, k * epochs, loss));
     fits.push(await fitDense(xs, yIdx, classes, { ...opts, seed: seed + i, ...(onEpoch ? { onEpoch } : {}) }, sampleWeight));
   }
-  const mean = (pick: (l: DenseLayer) => readonly number[]): number[] =>
-    pick(fits[0]!.layers[0]!).map((_, j) => Number((fits.reduce((a, f) => a + pick(f.layers[0]!)[j]!, 0) / k).toPrecision(7)));
-  return {
-    layers: [{ ...fits[0]!.layers[0]!, kernel: mean((l) => l.kernel), bias: mean((l) => l.bias) }],
-    finalLoss: fits.reduce((a, f) => a + f.finalLoss, 0) / k,
+  const finalLoss = fits.reduce((a, f) => a + f.finalLoss, 0) / k;
+  const avg = (values: readonly number[]): number => Number((values.reduce((a, b) => a + b, 0) / k).toPrecision(7));
+  const out = (f: (typeof fits)[number]): DenseLayer => f.layers[f.layers.length - 1]!;
+  if (fits[0]!.layers.length === 1) {
+    const first = out(fits[0]!);
+    const mean = (pick: (l: DenseLayer) => readonly number[]): number[] => pick(first).map((_, j) => avg(fits.map((f) => pick(out(f))[j]!)));
+    return { layers: [{ ...first, kernel: mean((l) => l.kernel), bias: mean((l) => l.bias) }], finalLoss };
+  }
+  // An MLP's hidden units come out in any order, so averaging its weights would not average its answers: lay
+  // the fits' hidden layers side by side instead and let the output layer read each fit's units at 1/k.
+  if (fits[0]!.layers.length !== 2) throw new Error('seeds > 1 combines linear heads and one-hidden-layer MLPs');
+  const hidden = fits.map((f) => f.layers[0]!);
+  const { inputs, units } = hidden[0]!;
+  const kernel: number[] = [];
+  for (let i = 0; i < inputs; i++) for (const h of hidden) kernel.push(...h.kernel.slice(i * units, (i + 1) * units));
+  const wide: DenseLayer = { inputs, units: units * k, kernel, bias: hidden.flatMap((h) => h.bias), activation: 'relu' };
+  const last = fits.map(out);
+  const combined: DenseLayer = {
+    inputs: units * k,
+    units: classes,
+    // Row-major [inputs][units]: fit f's rows follow fit f − 1's, in the order of the wide hidden layer.
+    kernel: last.flatMap((l) => l.kernel.map((w) => Number((w / k).toPrecision(7)))),
+    bias: last[0]!.bias.map((_, j) => avg(last.map((l) => l.bias[j]!))),
+    activation: 'linear',
   };
+  return { layers: [wide, combined], finalLoss };
 }
 
 function concat(xs: readonly ArrayLike<number>[], dim: number): Float32Array {
