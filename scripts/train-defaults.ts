@@ -289,7 +289,10 @@ function sourceWeights(task: Task, rows: readonly number[]): number[] {
 async function fit(task: Task, train: number[], X: readonly Float32Array[], spec: FeatureSpec, opts: TrainHeadOptions, id: string, views: readonly (readonly Float32Array[])[] = []): Promise<HeadModel> {
   const rows = [train, ...views.map(() => train)].flat();
   const xs = [X, ...views].flatMap((view) => train.map((i) => view[i]!));
-  return trainHead(
+  // Each fit is logged with its time: the seed-averaged rebuild is long, and the log says where it is.
+  const started = Date.now();
+  log(`${id}: fitting ${opts.type ?? 'linear'} head on ${xs.length} rows${(opts.seeds ?? 1) > 1 ? ` (${opts.seeds} seeds)` : ''}`);
+  const head = await trainHead(
     {
       task,
       id,
@@ -303,6 +306,8 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
     },
     opts,
   );
+  log(`${id}: fitted in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return head;
 }
 
 function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[]): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
