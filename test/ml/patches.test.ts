@@ -70,6 +70,7 @@ describe('engine/ml/patches on wasm', () => {
   it('GIVEN the wasm backend THEN every patched kernel is registered and a second apply is a no-op', () => {
     for (const name of PATCHED_KERNELS) expect(tf.getKernel(name, 'wasm')).toBeDefined();
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm')).toBeDefined();
+    expect(tf.getKernel('BatchMatMul', 'wasm')).toBeDefined();
     const again = applyPatches(tf);
     expect(again.kernels).toEqual([]);
     expect(again.gradients).toEqual([]);
@@ -119,6 +120,43 @@ describe('engine/ml/patches on wasm', () => {
       tf.dispose([x0, w, r]);
     });
   }
+
+  it('GIVEN transposed matrix products (2-D and batched) THEN the replaced BatchMatMul matches cpu, and a dense layer\'s gradients match finite differences', async () => {
+    const a = rand([5, 7], 30);
+    const b = rand([5, 3], 31);
+    const c = rand([4, 7], 32);
+    const d = rand([3, 5], 37);
+    const ab = rand([2, 5, 7], 33);
+    const bb = rand([2, 4, 7], 34);
+    const e = rand([2, 5, 3], 38);
+    const cases: (() => tf.Tensor)[] = [
+      () => tf.matMul(a, b, true, false),
+      () => tf.matMul(a, c, false, true),
+      () => tf.matMul(b, a, true, false),
+      () => tf.matMul(a, d, true, true),
+      () => tf.matMul(ab, bb, false, true),
+      () => tf.matMul(ab, e, true, false),
+      () => tf.matMul(a, tf.transpose(c)), // the untransposed path, for contrast
+    ];
+    for (const compute of cases) {
+      const got = tf.tidy(() => compute().dataSync() as Float32Array);
+      expect(relError(got, await onCpu(compute))).toBeLessThan(1e-5);
+    }
+    // A dense layer's weight and input gradients are the two transposed products.
+    const w0 = rand([7, 3], 35);
+    const r = rand([5, 3], 36);
+    const fw: Fn = (w) => tf.sum(tf.mul(tf.relu(tf.matMul(a, w as tf.Tensor2D)), r));
+    const fx: Fn = (x) => tf.sum(tf.mul(tf.relu(tf.matMul(x as tf.Tensor2D, w0 as tf.Tensor2D)), r));
+    expect(relError(analytic(fw, w0), finiteDifferences(fw, w0, 1e-2))).toBeLessThan(2e-3);
+    expect(relError(analytic(fx, a), finiteDifferences(fx, a, 1e-2))).toBeLessThan(2e-3);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      tf.grad(fw)(w0);
+      tf.grad(fx)(a);
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([a, b, c, d, ab, bb, e, w0, r]);
+  });
 
   it('GIVEN an explicit-padding conv THEN the filter gradient matches finite differences', () => {
     const x = rand([1, 5, 5, 1], 7) as tf.Tensor4D;
