@@ -2,6 +2,7 @@
  * `npm run bench [-- --json] [--runs 20] [--quick]`: the numbers of the vision issue.
  * - warm `hype` latency end to end (decode → preprocess → backbone → head → Grad-CAM → PNG), p50/p95, through
  *   `engine.invoke` with the shipped default model, the way every transport calls it;
+ * - head training throughput (rows × epochs per second of one linear and one MLP fit);
  * - embedding throughput (img/s) per engine row — tfjs here; onnxruntime rows and PyTorch
  *   (`/usr/bin/python3` with Debian's python3-torch, bench/torch-embed.py) come from bench/onnx.ts — and the
  *   ratio to PyTorch.
@@ -19,7 +20,7 @@ import { getTf, mlStatus } from '../engine/ml/runtime.ts';
 import { loadBackbone, type BackboneName } from '../engine/ml/backbones.ts';
 import { createVisionPlugin } from '../plugins/vision/index.ts';
 import { locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
-import { trainHead } from '../plugins/vision/lib/train.ts';
+import { fitDense, trainHead } from '../plugins/vision/lib/train.ts';
 import { featureKey } from '../plugins/vision/service.ts';
 import { seededRandom } from '../engine/random.ts';
 import { decodeBytes } from '../plugins/vision/lib/input.ts';
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     'no-onnx': { type: 'boolean', default: false },
     'no-webhooks': { type: 'boolean', default: false },
+    'no-train': { type: 'boolean', default: false },
   },
 });
 const runs = args.quick ? 6 : Math.max(3, Number(args.runs));
@@ -177,6 +179,26 @@ if (!args['no-onnx']) {
   }
 }
 
+// 4. Head training throughput (what `train` jobs and `npm run train:defaults` spend their fitting time on):
+// training rows × epochs per second of one fit on synthetic rows of the backbone's width, for the linear brand
+// head (4 classes) and the 64-unit MLP hype head (2 classes), default batch size and dropout.
+let headFitRowsPerSec: { linear: number; mlp: number; rows: number; dim: number } | undefined;
+if (!args['no-train']) {
+  const rows = args.quick ? 2048 : 8192;
+  const dim = backbone.embedDim;
+  const random = seededRandom(11);
+  const x = Array.from({ length: rows }, () => Float32Array.from({ length: dim }, () => random() - 0.5));
+  const rate = async (type: 'linear' | 'mlp', classes: number): Promise<number> => {
+    const epochs = 3;
+    const y = x.map((_, i) => i % classes);
+    const started = performance.now();
+    await fitDense(x, y, classes, { type, epochs, seed: 11 });
+    return Math.round((rows * epochs) / ((performance.now() - started) / 1000));
+  };
+  headFitRowsPerSec = { linear: await rate('linear', 4), mlp: await rate('mlp', 2), rows, dim };
+  say(`head fit: linear ${headFitRowsPerSec.linear} rows·epochs/s, mlp ${headFitRowsPerSec.mlp} rows·epochs/s (${rows} × ${dim} rows)`);
+}
+
 const tfjsForward = Object.entries(embedImgPerSec).find(([k]) => k.startsWith('tfjs-') && k.endsWith('-forward'))?.[1];
 const pytorch = embedImgPerSec.pytorch;
 const ort = embedImgPerSec.onnxruntime;
@@ -200,6 +222,7 @@ const result = {
   hypeLatencyMsByBackbone,
   ...(webhooks ? { webhooks } : {}),
   embedImgPerSec,
+  ...(headFitRowsPerSec ? { headFitRowsPerSec } : {}),
   ratios,
   ...(ratiosByBackbone ? { ratiosByBackbone } : {}),
   backbone: backboneName,
@@ -217,6 +240,10 @@ else {
   console.log(`  on a textured floor (shoe localiser + GrabCut): p50 ${hypeLatencyMsOffStudio.p50} ms, p95 ${hypeLatencyMsOffStudio.p95} ms`);
   for (const [b, l] of Object.entries(hypeLatencyMsByBackbone)) if (b !== backboneName) console.log(`  same pipeline on ${b}: p50 ${l.p50} ms, p95 ${l.p95} ms`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
+  if (headFitRowsPerSec) {
+    const { linear, mlp, rows, dim } = headFitRowsPerSec;
+    console.log(`head fit (${rows} rows × ${dim}, on ${tf.getBackend()}): linear ${linear} rows·epochs/s, 64-unit MLP ${mlp} rows·epochs/s`);
+  }
   console.log(`ratios (${backboneName}): ${JSON.stringify(ratios)}`);
   if (ratiosByBackbone) for (const [b, r] of Object.entries(ratiosByBackbone)) console.log(`  ${b}: onnxruntime = ${r.ortVsTfjs}x tfjs, ${r.ortVsPytorch ?? '–'}x PyTorch (forward passes at the same batch size, best of 1 and 16)`);
   if (webhooks) {
