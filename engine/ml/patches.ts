@@ -143,7 +143,12 @@ function overrideTransposedMatMul(tf: Tf, backendName: string): boolean {
     if (!attrs.transposeA && !attrs.transposeB) return native.kernelFunc(args);
     const inputs = args.inputs as Record<string, Tensor>;
     // Swap the last two axes only: the batch axes stay where they are.
-    const swap = (t: Tensor): Tensor => tf.transpose(t, [...t.shape.keys()].map((i, _, all) => (i < all.length - 2 ? i : 2 * all.length - 3 - i)));
+    const swap = (t: Tensor): Tensor => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [r - 1, r - 2];
+      return tf.transpose(t, perm);
+    };
     // Ops inside a kernel run at kernel depth > 0: not taped; tidy frees the explicit transposes.
     return tf.tidy(() =>
       tf.matMul(attrs.transposeA ? swap(req(inputs, 'a')) : req(inputs, 'a'), attrs.transposeB ? swap(req(inputs, 'b')) : req(inputs, 'b')),
