@@ -52,7 +52,7 @@ import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { embedAugmentedCopy, embedItems, locatorFor, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -74,6 +74,7 @@ const { values: args } = parseArgs({
     tasks: { type: 'string', default: 'hype,brand' },
     'brand-head': { type: 'string', default: 'linear' },
     kinds: { type: 'string', default: 'grey,floor,busy' },
+    'turn-report': { type: 'boolean', default: false },
   },
 });
 if (!args.data) {
@@ -106,11 +107,11 @@ const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem', 'up'];
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
  */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; crops?: CropVote; headSeeds: number; headSeedOffset: number } {
+function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; oracle: boolean; crops?: CropVote; headSeeds: number; headSeedOffset: number } {
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
-    if (sv !== 'loc' && sv !== 'up' && sv !== 'crops' && sv !== 'cropsmax' && !/^[so][1-9]\d?$/.test(sv)) {
-      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N)`);
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && !/^[so][1-9]\d?$/.test(sv)) {
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N)`);
     }
   }
   const headSeeds = Number(serving.find((sv) => /^s\d/.test(sv))?.slice(1) ?? 1);
@@ -123,7 +124,7 @@ function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLoc
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, ...(crops ? { crops } : {}), headSeeds, headSeedOffset };
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), headSeeds, headSeedOffset };
 }
 
 /**
@@ -173,6 +174,45 @@ async function sideCrops(input: Float32Array, size: number): Promise<Float32Arra
   }
   return out;
 }
+/**
+ * A turned composite turned back by its true angle (`clockwise` degrees as displayed), on a canvas that holds it;
+ * the corners the turn opens take the colour of the frame's top-left pixel (the wall).
+ */
+async function turnBack(raw: RawImage, clockwise: number): Promise<RawImage> {
+  const [r, g, b] = [raw.data[0]!, raw.data[1]!, raw.data[2]!];
+  const out = await sharp(Buffer.from(raw.data), { raw: { width: raw.width, height: raw.height, channels: 3 } })
+    .rotate(-clockwise, { background: { r, g, b } })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data: out.data, width: out.info.width, height: out.info.height, channels: 3 };
+}
+
+/**
+ * `--turn-report`: how the upright step's turns compare with the true ones on a turned kind, and the accuracy of
+ * the answers in each group (left alone; turned back to within 5°, 5–15°, 15–30°; turned wrong by more).
+ */
+function turnReport(step: readonly number[], truth: readonly number[], labels: readonly string[], preds: readonly string[]): string {
+  const groups = new Map<string, { n: number; right: number; errs: number[] }>();
+  for (const [i, t] of step.entries()) {
+    const err = Math.abs(((((t - truth[i]!) % 360) + 540) % 360) - 180);
+    const g = t === 0 ? 'left alone' : err <= 5 ? '≤5°' : err <= 15 ? '5–15°' : err <= 30 ? '15–30°' : '>30°';
+    const e = groups.get(g) ?? { n: 0, right: 0, errs: [] };
+    e.n++;
+    if (labels[i] === preds[i]) e.right++;
+    if (t !== 0) e.errs.push(err);
+    groups.set(g, e);
+  }
+  return ['left alone', '≤5°', '5–15°', '15–30°', '>30°']
+    .filter((g) => groups.has(g))
+    .map((g) => {
+      const e = groups.get(g)!;
+      const med = e.errs.length ? `, median error ${e.errs.sort((a, b) => a - b)[Math.floor(e.errs.length / 2)]!.toFixed(1)}°` : '';
+      return `${g}: ${e.n} (accuracy ${(e.right / e.n).toFixed(3)}${med})`;
+    })
+    .join('; ');
+}
+
 const pipelines = args.pipelines!.split(',');
 pipelines.forEach(parsePipeline);
 // Backgrounds to paste the held-out shoes on: the shift test's own (never trained on), or — marked `seen` in
@@ -264,6 +304,10 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   log(`${task}: ${train.length} train / ${test.length} held out`);
   // The shifted copies are the same for every pipeline (seeded per image and kind).
   const tests = new Map<Kind, RawImage[]>();
+  /** Per turned kind, each copy's turn as displayed (clockwise degrees): the turn that puts it back is the same, counter-clockwise. */
+  const trueTurns = new Map<Kind, number[]>();
+  /** Per serving key and turned kind, the turn the upright step applied to each copy (counter-clockwise degrees). */
+  const stepTurns = new Map<string, number[]>();
   const clean = await Promise.all(test.map(rawOf));
   tests.set('clean', clean);
   for (const kind of KINDS.slice(1)) {
@@ -278,7 +322,15 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
           const extra = { ...(pair ? { pair: true } : {}), ...(feet ? { worn: true } : {}) };
           // Turned shoes on a square 360 px frame with the width draw rescaled, so each shoe has the pixel size it
           // has in the untilted kind (144–240 px long) and fits without shrinking: the columns differ by the turn only.
-          return pasteShoe(raw, BACKGROUNDS[bg]!, random, turn === undefined ? extra : { ...extra, rotate: TURNS[turn]!(seededRandom(seed * 1000 + i * 13 + 5)), width: 360, height: 360, scale: [0.4, 2 / 3] });
+          if (turn === undefined) return pasteShoe(raw, BACKGROUNDS[bg]!, random, extra);
+          const rotate = TURNS[turn]!(seededRandom(seed * 1000 + i * 13 + 5));
+          // pasteShoe mirrors after turning (its second draw), which turns the other way as displayed.
+          const replay = seededRandom(seed * 1000 + i * 7 + bg.length);
+          replay();
+          const mirrored = replay() < 0.5;
+          if (!trueTurns.has(kind)) trueTurns.set(kind, []);
+          trueTurns.get(kind)![i] = mirrored ? -rotate : rotate;
+          return pasteShoe(raw, BACKGROUNDS[bg]!, random, { ...extra, rotate, width: 360, height: 360, scale: [0.4, 2 / 3] });
         }),
       ),
     );
@@ -300,20 +352,29 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const xs = views.flat();
     const ys = views.flatMap(() => train.map((it) => it.row[task]!));
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
-    const { base, serveLocated, serveUpright, crops, headSeeds, headSeedOffset } = parsePipeline(p);
+    const { base, serveLocated, serveUpright, oracle, crops, headSeeds, headSeedOffset } = parsePipeline(p);
     const mlp = task === 'hype' || args['brand-head'] === 'mlp';
     const head = await trainHead(
       { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
       mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
     );
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
-    const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}`;
+    const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}${oracle ? '@oracle' : ''}`;
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
       let cropEmb = heldOut.get(`${serveKey}|${kind}|crops`);
       if (!emb || (crops && !cropEmb)) {
         const inputs: Float32Array[] = [];
-        for (const raw of tests.get(kind)!) inputs.push(await prepareInput(raw, size, serve, locatorFor(backbone, serve)));
+        const turned = kind !== 'clean' && parseKind(kind).turn !== undefined;
+        const rotations: number[] = [];
+        for (const [i, shifted] of tests.get(kind)!.entries()) {
+          // @oracle: the turned shoe turned back by its true angle first, the upright step's best case.
+          const raw = oracle && turned ? await turnBack(shifted, trueTurns.get(kind)![i]!) : shifted;
+          const placed = await prepareInputPlaced(raw, size, serve, locatorFor(backbone, serve));
+          inputs.push(placed.input);
+          rotations.push(placed.framing?.rotation ?? 0);
+        }
+        if (turned) stepTurns.set(`${serveKey}|${kind}`, rotations);
         // A crops pipeline after a plain one with the same serving reuses its whole-view embeddings.
         if (!emb) {
           emb = await backbone.embedImages(inputs, { batchSize: 16 });
@@ -337,6 +398,8 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         return Object.entries(mean).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
       });
       const rep = classificationReport(truth, preds, labelsOf(task));
+      const turns = stepTurns.get(`${serveKey}|${kind}`);
+      if (args['turn-report'] && turns && serveUpright && !oracle) log(`${task} ${p} ${kind}: ${turnReport(turns, trueTurns.get(kind)!, truth, preds)}`);
       rows.push({ task, pipeline: p, kind, n: rep.n, accuracy: rep.accuracy, macroF1: rep.macroF1 });
       log(`${task} ${p} ${kind}: accuracy ${rep.accuracy.toFixed(3)}, macro-F1 ${rep.macroF1.toFixed(3)} (n=${rep.n})`);
     }

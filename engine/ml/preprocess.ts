@@ -11,8 +11,10 @@
  *    image is mirrored so the toe points RIGHT (the majority of hyped resale shots).
  * 3. **Upright** (opt-in, `upright`): when the silhouette is clearly elongated and its sole (the straighter
  *    long edge) runs far from level — a shoe photographed diagonally on a floor, or toe-up on a foot — turn
- *    the photo so the sole is level and at the bottom. Studio side views sit within the threshold and pass
- *    unchanged.
+ *    the photo so the sole is level and at the bottom; a level shoe standing on its collar, with a clearly
+ *    straighter edge on top, is turned over. Studio side views sit within the threshold and pass unchanged.
+ *    Where the localiser's box is the object (a small shoe GrabCut alone would not believe), GrabCut's object
+ *    inside the box is the silhouette it measures. Bump {@link UPRIGHT_VERSION} when its decisions change.
  * 4. **Framing**: crop a square around the object with a margin (padding with white), resize to the backbone
  *    size with area resampling, output floats in [0,1].
  *
@@ -54,7 +56,8 @@ export interface PreprocessOptions {
   /**
    * Turn the shoe upright before framing (default false): when the object's silhouette is elongated (axis
    * ratio at least {@link UPRIGHT_MIN_ELONGATION}) and its sole — the straighter of its two long edges — runs
-   * more than {@link UPRIGHT_MIN_DEG} from level, turn the photo so the sole is level and at the bottom. The
+   * more than {@link UPRIGHT_MIN_DEG} from level (or it is level but upside down, on clear evidence), turn the
+   * photo so the sole is level and at the bottom. The
    * heads learnt from side views on a level sole; users photograph shoes at any angle. See {@link uprightEvidence}.
    */
   readonly upright?: boolean;
@@ -130,10 +133,17 @@ export interface PreprocessResult extends ModelInput {
   readonly backgroundColor: readonly [number, number, number];
 }
 
+/**
+ * Version of the upright step, part of cache keys with `upright`: bump when its decisions change (2: a level
+ * shoe on its collar is turned over; a shoe the localiser's box frames is measured from GrabCut's object inside
+ * the box).
+ */
+export const UPRIGHT_VERSION = 2;
+
 /** The string to key caches with: version plus the options that change the output. */
 export function prepCacheKey(opts: PreprocessOptions): string {
   const flag = (v: boolean | undefined): number => (v === false ? 0 : 1);
-  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}${opts.upright === true ? 'r' : ''}`;
+  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}${opts.upright === true ? `r${UPRIGHT_VERSION}` : ''}`;
 }
 
 // Tunables, chosen on generated silhouettes and checked on the dev set (see the ml-runtime report).
@@ -172,6 +182,14 @@ export const UPRIGHT_MIN_DEG = 30;
  * GrabCut's rougher masks of a shoe on a floor the sign stays right but the score drops to 0.1–0.4.
  */
 const UPRIGHT_MIN_SOLE = 0.05;
+/**
+ * Upright step: a level shoe upside down is turned over only when its sole score is at least this clear. Measured
+ * with scripts/probe-upright.ts: it turns over none of 1,354 level studio photos and none of 231 level shoes on a
+ * grey wall (0.2 would turn 1 and 3, 0.05 6 and 3), and 42 of the 44 upside-down ones of `grey+spin`.
+ */
+const UPRIGHT_FLIP_SOLE = 0.4;
+/** Upright step, where the localiser's box is the object: GrabCut's object must fill this share of the box to be measured. */
+const LOCATED_SILHOUETTE_MIN = 0.2;
 /** Slices along the long axis for the sole test. */
 const SOLE_BINS = 32;
 
@@ -190,7 +208,7 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   }
   return withImageMat(img, (cv, track, original) => {
     const analysed = analyse(cv, track, original, img.width, img.height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
-    const axis = opts.upright === true && analysed.background !== null && analysed.kind !== 'located' ? silhouetteAxis(analysed.background, analysed.aw, analysed.ah) : null;
+    const axis = opts.upright === true && analysed.silhouette !== null ? silhouetteAxis(analysed.silhouette, analysed.aw, analysed.ah) : null;
     const turn = axis === null ? 0 : uprightTurn(axis);
     const turned = turn === 0 ? null : turnFrame(cv, track, original, img.width, img.height, analysed, turn);
     const { src, width, height, a } = turned ?? { src: original, width: img.width, height: img.height, a: analysed };
@@ -379,12 +397,16 @@ function uprightTurn(axis: SilhouetteAxis): number {
   // Where the sole runs in the image (the axis of a side view tilts towards the low toe; the sole is level).
   const raw = axis.angle + axis.tilt;
   const level = raw > 90 ? raw - 180 : raw <= -90 ? raw + 180 : raw;
-  if (Math.abs(level) <= UPRIGHT_MIN_DEG) return 0;
   // Turning by `raw` (OpenCV's counter-clockwise convention, y down) maps the sole onto the horizontal and the
   // across-axis coordinate onto "down", so a negative sole score means the shoe would stand on its collar;
   // turning by `level` instead differs by a half turn when the two differ.
-  const upsideDown = axis.sole < 0;
-  return upsideDown !== (level !== raw) ? level + 180 : level;
+  const upsideDown = (axis.sole < 0) !== (level !== raw);
+  if (Math.abs(level) <= UPRIGHT_MIN_DEG) {
+    // A level shoe standing on its collar (a phone photo taken from the other side) is turned over, but only on
+    // clear evidence: sole shots and odd silhouettes have no straight edge to trust.
+    return upsideDown && Math.abs(axis.sole) >= UPRIGHT_FLIP_SOLE ? level + 180 : 0;
+  }
+  return upsideDown ? level + 180 : level;
 }
 
 /** The image, its analysis copy and its background mask turned by `turn` degrees on a canvas that holds them. */
@@ -418,19 +440,26 @@ function turnFrame(
   const small = matrix(a.aw, a.ah, aw, ah);
   const smallTurned = track(new cv.Mat());
   cv.warpAffine(a.small, smallTurned, small, new cv.Size(aw, ah), cv.INTER_AREA, cv.BORDER_CONSTANT, white);
-  const maskIn = track(new cv.Mat(a.ah, a.aw, cv.CV_8UC1));
-  maskIn.data.set(a.background!);
-  const maskOut = track(new cv.Mat());
-  cv.warpAffine(maskIn, maskOut, small, new cv.Size(aw, ah), cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(1, 1, 1, 1));
-  const background = new Uint8Array(maskOut.data);
-  const box = foregroundBox(background, aw, ah);
+  /** A background mask turned with the analysis copy (what the turn brings in from outside is background). */
+  const turnMask = (m: Uint8Array): Uint8Array => {
+    const maskIn = track(new cv.Mat(a.ah, a.aw, cv.CV_8UC1));
+    maskIn.data.set(m);
+    const maskOut = track(new cv.Mat());
+    cv.warpAffine(maskIn, maskOut, small, new cv.Size(aw, ah), cv.INTER_NEAREST, cv.BORDER_CONSTANT, new cv.Scalar(1, 1, 1, 1));
+    return new Uint8Array(maskOut.data);
+  };
+  const background = turnMask(a.background!);
+  // Where the localiser's box is the object, the turned box is a diamond around the shoe: frame the turned
+  // silhouette instead, or the crop would hold far more wall than shoe.
+  const silhouette = a.silhouette === a.background ? background : a.silhouette === null ? null : turnMask(a.silhouette);
+  const box = (a.kind === 'located' && silhouette !== null ? foregroundBox(silhouette, aw, ah) : null) ?? foregroundBox(background, aw, ah);
   if (box === null) return null;
   const orientation = detectOrientationOn(cv, track, smallTurned, aw, ah, box, background, a.shapeWeight);
   return {
     src: turned,
     width: W,
     height: H,
-    a: { ...a, aw, ah, small: smallTurned, background, box, orientation },
+    a: { ...a, aw, ah, small: smallTurned, background, box, orientation, silhouette },
     frame: Array.from(full.data64F),
   };
 }
@@ -442,7 +471,7 @@ function turnFrame(
 export async function uprightEvidence(img: RawImage, opts: { segment?: boolean; objectHint?: Box } = {}): Promise<{ axis: SilhouetteAxis | null; turn: number; background: BackgroundKind }> {
   return withImageMat(img, (cv, track, src) => {
     const a = analyse(cv, track, src, img.width, img.height, opts.segment !== false, true, undefined, false, opts.objectHint);
-    const axis = a.background !== null && a.kind !== 'located' ? silhouetteAxis(a.background, a.aw, a.ah) : null;
+    const axis = a.silhouette !== null ? silhouetteAxis(a.silhouette, a.aw, a.ah) : null;
     return { axis, turn: axis === null ? 0 : uprightTurn(axis), background: a.kind };
   });
 }
@@ -509,6 +538,12 @@ interface Analysis {
   readonly small: InstanceType<Cv['Mat']>;
   /** Weight of the silhouette cue in the orientation score (depends on how the mask was found). */
   readonly shapeWeight: number;
+  /**
+   * The mask the upright step measures (1 = background), or null: the background mask, except where the localiser's
+   * box is the object (`located`): there GrabCut's object inside that box, when it fills enough of it (see
+   * {@link LOCATED_SILHOUETTE_MIN}).
+   */
+  readonly silhouette: Uint8Array | null;
 }
 
 /** Background, object box and orientation, computed on a copy at most ANALYSIS_SIDE large. */
@@ -532,14 +567,23 @@ function analyse(
   if (kind === 'uniform' && useUniformMask) background = floodBackground(small.data, aw, ah, border.color);
   // The hint in analysis pixels, clipped to the frame (null when it misses the frame entirely).
   const hintA = hint === undefined ? null : clipToFrame({ x: hint.x * scale, y: hint.y * scale, width: hint.width * scale, height: hint.height * scale }, aw, ah);
+  /** GrabCut's object, even one too small to be believed as the whole frame's object (see silhouetteInBox below). */
+  let cut: { background: Uint8Array; plausible: boolean } | null = null;
   if (kind === 'busy' && segment) {
-    background = grabCutBackground(cv, track, small, aw, ah, hintA === null ? null : clipToFrame(grow(hintA, HINT_MARGIN), aw, ah));
-    if (background !== null) kind = 'segmented';
+    cut = grabCutBackground(cv, track, small, aw, ah, hintA === null ? null : clipToFrame(grow(hintA, HINT_MARGIN), aw, ah));
+    if (cut?.plausible === true) {
+      background = cut.background;
+      kind = 'segmented';
+    }
   }
   let box = background === null ? null : foregroundBox(background, aw, ah);
   if (box === null) background = null;
+  let silhouette = background;
   if (kind !== 'uniform' && segment && hintA !== null && (box === null || boxIou(box, hintA) < HINT_AGREEMENT)) {
     // GrabCut framed something else (clutter, a shelf): the localiser's box is the better object.
+    // GrabCut's object (too small for the frame, or not matching the box) may still be the shoe's silhouette
+    // inside the box: what the upright step measures.
+    silhouette = cut === null ? null : silhouetteInBox(cut.background, aw, ah, hintA);
     background = new Uint8Array(aw * ah).fill(1);
     for (let y = hintA.y; y < hintA.y + hintA.height; y++) background.fill(0, y * aw + hintA.x, y * aw + hintA.x + hintA.width);
     box = hintA;
@@ -549,13 +593,33 @@ function analyse(
   // (80 dev images composited on synthetic floors: 94 % with 0.25, 91 % with 0.5, 90 % Hough alone).
   const shapeWeight = background === null || kind === 'located' ? 0 : kind === 'uniform' ? SHAPE_WEIGHT_UNIFORM : SHAPE_WEIGHT_SEGMENTED;
   const orientation = detectOrientationOn(cv, track, small, aw, ah, box, background, shapeWeight, trace);
-  return { scale, aw, ah, border, kind, background, box, orientation, small, shapeWeight };
+  return { scale, aw, ah, border, kind, background, box, orientation, small, shapeWeight, silhouette };
+}
+
+/**
+ * GrabCut's object (mask value 0) inside the localiser's box, as a background mask; null when it fills less than
+ * {@link LOCATED_SILHOUETTE_MIN} of the box. Where GrabCut's whole object disagrees with the box (it took in a
+ * shadow, the wall's edge, the other shoe), its part inside the box is still mostly the shoe's silhouette.
+ */
+function silhouetteInBox(bg: Uint8Array, w: number, h: number, box: Box): Uint8Array | null {
+  const out = new Uint8Array(w * h).fill(1);
+  let inside = 0;
+  for (let y = box.y; y < box.y + box.height; y++) {
+    for (let x = box.x; x < box.x + box.width; x++) {
+      if (bg[y * w + x] === 0) {
+        out[y * w + x] = 0;
+        inside++;
+      }
+    }
+  }
+  return inside >= LOCATED_SILHOUETTE_MIN * box.width * box.height ? out : null;
 }
 
 /**
  * Foreground by GrabCut, initialised with everything but a thin frame (or everything outside `rect`, analysis
  * pixels) as background and the rest as "probably object"; only the largest connected part is kept. Null when
- * the result is implausible (almost nothing, or almost everything).
+ * it keeps nothing or almost everything; `plausible` is false when the object is too small to be the frame's
+ * (a small shoe found from the localiser's box may still be measured by the upright step).
  */
 function grabCutBackground(
   cv: Cv,
@@ -564,7 +628,7 @@ function grabCutBackground(
   aw: number,
   ah: number,
   rect: Box | null = null,
-): Uint8Array | null {
+): { background: Uint8Array; plausible: boolean } | null {
   if (Math.min(aw, ah) < 16) return null;
   const k = Math.min(1, SEGMENT_SIDE / Math.max(aw, ah));
   const gw = Math.max(8, Math.round(aw * k));
@@ -595,7 +659,7 @@ function grabCutBackground(
   for (let i = 0; i < fg.length; i++) fg[i] = m[i] === cv.GC_FGD || m[i] === cv.GC_PR_FGD ? 1 : 0;
   const kept = largestComponent(fg, gw, gh);
   const share = kept.count / (gw * gh);
-  if (share < SEGMENT_MIN || share > SEGMENT_MAX) return null;
+  if (share === 0 || share > SEGMENT_MAX) return null;
   // Back to analysis size (nearest neighbour; whitening samples it bilinearly later).
   const bg = new Uint8Array(aw * ah);
   for (let y = 0; y < ah; y++) {
@@ -605,7 +669,7 @@ function grabCutBackground(
       bg[y * aw + x] = kept.mask[sy * gw + sx] === 1 ? 0 : 1;
     }
   }
-  return bg;
+  return { background: bg, plausible: share >= SEGMENT_MIN };
 }
 
 /** The largest 4-connected component of a binary mask (1 inside). */

@@ -11,6 +11,7 @@ import {
   preprocess,
   toRgb,
   UPRIGHT_MIN_ELONGATION,
+  UPRIGHT_VERSION,
   uprightEvidence,
 } from '../../engine/ml/index.ts';
 import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
@@ -313,7 +314,7 @@ describe('upright step (long axis level, sole down)', () => {
     expect(evidence.turn).toBe(0);
     // Off by default: a turned shoe stays turned.
     expect((await preprocess(await turnRaw(shoe, 60), { size: 48 })).rotation).toBe(0);
-    expect(prepCacheKey({ size: 299, orient: false, upright: true })).toBe(`p${PREP_VERSION}-299-o0c1s1r`);
+    expect(prepCacheKey({ size: 299, orient: false, upright: true })).toBe(`p${PREP_VERSION}-299-o0c1s1r${UPRIGHT_VERSION}`);
   });
 
   it('GIVEN upright shoes THEN the evidence finds the sole at the bottom and the sole level; turned upside down, at the top', async () => {
@@ -325,9 +326,38 @@ describe('upright step (long axis level, sole down)', () => {
       expect(Math.abs(up.axis!.angle + up.axis!.tilt)).toBeLessThan(3);
       const down = await uprightEvidence(await turnRaw(shoe, 180));
       expect(down.axis!.sole).toBeLessThan(-0.3);
-      // Level but upside down is not turned: studio sole shots are upside-down shoes on purpose.
-      expect(down.turn).toBe(0);
+      // Level but standing on its collar, with a clear sole: turned over.
+      expect(angleGap(down.turn, 180)).toBeLessThan(5);
     }
+    // A level, elongated silhouette with no straighter edge (an ellipse: nothing says which side is the sole) stays.
+    const { createCanvas } = await import('@napi-rs/canvas');
+    const canvas = createCanvas(200, 100);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, 200, 100);
+    ctx.fillStyle = '#238';
+    ctx.beginPath();
+    ctx.ellipse(100, 50, 80, 30, 0, 0, Math.PI * 2);
+    ctx.fill();
+    const ellipse = await uprightEvidence({ data: new Uint8Array(ctx.getImageData(0, 0, 200, 100).data), width: 200, height: 100, channels: 4 });
+    expect(ellipse.axis!.elongation).toBeGreaterThan(UPRIGHT_MIN_ELONGATION);
+    expect(ellipse.turn).toBe(0);
+  });
+
+  it('GIVEN a small turned shoe that the localiser\'s box frames (GrabCut\'s object too small for the frame) THEN it is still turned back and framed tightly', async () => {
+    const shoe = drawShoe({ seed: 12, toe: 'right', width: 120, height: 90 });
+    const turned = await turnRaw(shoe, 55);
+    // A 480×480 grey wall with the shoe in one corner: its object is ~1 % of the frame, below what GrabCut is
+    // believed for on its own, so the box is the object (`located`).
+    const placed = await pasteShoePlaced(turned, SHIFT_BACKGROUNDS.grey, rng(5), { width: 480, height: 480, scale: [0.35, 0.36], mirror: 0 });
+    const pad = 6;
+    const hint = { x: placed.box.x - pad, y: placed.box.y - pad, width: placed.box.width + 2 * pad, height: placed.box.height + 2 * pad };
+    const r = await preprocess(placed.image, { size: 64, orient: false, upright: true, objectHint: hint });
+    expect(r.background).toBe('located');
+    expect(angleGap(r.rotation, 55)).toBeLessThan(8);
+    // Framed on the turned shoe, not on the turned box (a diamond twice its size).
+    const level = await preprocess(await pasteShoePlaced(shoe, SHIFT_BACKGROUNDS.grey, rng(5), { width: 480, height: 480, scale: [0.35, 0.36], mirror: 0 }).then((p) => p.image), { size: 64, orient: false });
+    expect(r.crop.width).toBeLessThan(1.4 * level.crop.width);
   });
 
   it('GIVEN a turned shoe on a grey floor THEN GrabCut finds it, it is turned back, and frame maps its pixels into the box', async () => {

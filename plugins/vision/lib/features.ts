@@ -13,7 +13,7 @@ import sharp, { type Sharp } from 'sharp';
 import { EngineError } from '../../../engine/errors.ts';
 import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
-import { preprocess, PREP_VERSION, type BackgroundKind } from '../../../engine/ml/preprocess.ts';
+import { preprocess, PREP_VERSION, UPRIGHT_VERSION, type BackgroundKind } from '../../../engine/ml/preprocess.ts';
 import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
@@ -58,7 +58,7 @@ export interface PrepVariant {
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
 export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined; upright?: boolean | undefined }): string {
-  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.upright ? 'u' : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
+  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.upright ? `u${UPRIGHT_VERSION}` : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
 }
 
 /** The cache-key part of `remnants` (only meaningful with `normalise`). */
