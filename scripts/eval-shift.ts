@@ -34,6 +34,9 @@
  * `@s5` serves the mean of 5 fits from consecutive seeds (`trainHead`'s `seeds`: a linear head averages the weights,
  * an MLP lays the fits side by side);
  * `@o2` fits the head from seed + 2 (the split stays the seed's): how much one fit's luck moves the figures.
+ * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
+ * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
+ * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.

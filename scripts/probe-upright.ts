@@ -2,7 +2,8 @@
  * `npx tsx scripts/probe-upright.ts --data <manifest.csv> [--labels a.csv,b.csv]`: why the upright step leaves
  * turned shoes alone, and what a looser rule would cost on the dev set's level photos.
  *
- * Part 1 makes the same turned composites as `scripts/eval-shift.ts` (`grey+tilt`, `grey+spin`; the held-out side
+ * Part 1 makes the same turned composites as `scripts/eval-shift.ts` (`--kinds tilt,spin`: `grey+tilt`, `grey+spin`;
+ * `level` pastes the shoe unturned, where any turn is a mistake; the held-out side
  * of train:defaults' split for `--task`, seed 42), finds each shoe with the shipped localiser as serving does, and
  * reports, per photo the step does not turn, why: the localiser's box framed it (GrabCut disagreed, so there is
  * no mask), no silhouette, not elongated, no clearly straighter edge, or a level shoe (upside down or not). Then
