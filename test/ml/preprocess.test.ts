@@ -267,6 +267,20 @@ function maskIou(a: Uint8Array, b: Uint8Array): number {
   return union === 0 ? 0 : inter / union;
 }
 
+/** A filled ellipse (radii `rx`, `ry`, turned by `rotation` radians) centred on a white `w`×`h` RGBA image. */
+async function drawEllipse(w: number, h: number, rx: number, ry: number, rotation: number, colour: string): Promise<{ data: Uint8Array; width: number; height: number; channels: 4 }> {
+  const { createCanvas } = await import('@napi-rs/canvas');
+  const canvas = createCanvas(w, h);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, w, h);
+  ctx.fillStyle = colour;
+  ctx.beginPath();
+  ctx.ellipse(w / 2, h / 2, rx, ry, rotation, 0, Math.PI * 2);
+  ctx.fill();
+  return { data: new Uint8Array(ctx.getImageData(0, 0, w, h).data), width: w, height: h, channels: 4 };
+}
+
 /** Smallest difference of two angles in degrees (0..180). */
 const angleGap = (a: number, b: number): number => Math.abs((((a - b) % 360) + 540) % 360 - 180);
 
@@ -299,17 +313,7 @@ describe('upright step (long axis level, sole down)', () => {
       expect(Array.from(up.tensorData)).toEqual(Array.from(plain.tensorData));
     }
     // A disc has no long axis to level.
-    const { createCanvas } = await import('@napi-rs/canvas');
-    const canvas = createCanvas(120, 100);
-    const ctx = canvas.getContext('2d');
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, 120, 100);
-    ctx.fillStyle = '#c03';
-    ctx.beginPath();
-    ctx.ellipse(60, 50, 30, 26, 0.9, 0, Math.PI * 2);
-    ctx.fill();
-    const disc = { data: new Uint8Array(ctx.getImageData(0, 0, 120, 100).data), width: 120, height: 100, channels: 4 as const };
-    const evidence = await uprightEvidence(disc);
+    const evidence = await uprightEvidence(await drawEllipse(120, 100, 30, 26, 0.9, '#c03'));
     expect(evidence.axis!.elongation).toBeLessThan(UPRIGHT_MIN_ELONGATION);
     expect(evidence.turn).toBe(0);
     // Off by default: a turned shoe stays turned.
@@ -330,16 +334,7 @@ describe('upright step (long axis level, sole down)', () => {
       expect(angleGap(down.turn, 180)).toBeLessThan(5);
     }
     // A level, elongated silhouette with no straighter edge (an ellipse: nothing says which side is the sole) stays.
-    const { createCanvas } = await import('@napi-rs/canvas');
-    const canvas = createCanvas(200, 100);
-    const ctx = canvas.getContext('2d');
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, 200, 100);
-    ctx.fillStyle = '#238';
-    ctx.beginPath();
-    ctx.ellipse(100, 50, 80, 30, 0, 0, Math.PI * 2);
-    ctx.fill();
-    const ellipse = await uprightEvidence({ data: new Uint8Array(ctx.getImageData(0, 0, 200, 100).data), width: 200, height: 100, channels: 4 });
+    const ellipse = await uprightEvidence(await drawEllipse(200, 100, 80, 30, 0, '#238'));
     expect(ellipse.axis!.elongation).toBeGreaterThan(UPRIGHT_MIN_ELONGATION);
     expect(ellipse.turn).toBe(0);
   });
