@@ -17,7 +17,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
-import { uprightEvidence, UPRIGHT_MIN_DEG, UPRIGHT_MIN_ELONGATION, type SilhouetteAxis } from '../engine/ml/preprocess.ts';
+import { uprightEvidence, uprightTurn, UPRIGHT_MIN_ELONGATION, UPRIGHT_RULE, type SilhouetteAxis } from '../engine/ml/preprocess.ts';
 import { seededRandom } from '../engine/random.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS } from '../plugins/vision/lib/composite.ts';
@@ -54,30 +54,19 @@ const TURNS: Readonly<Record<string, (random: () => number) => number>> = {
   level: () => 0,
 };
 
-/** A rule: the turn (counter-clockwise degrees) for a silhouette's axis, 0 for none. */
+/** A rule: the turn (counter-clockwise degrees) for a silhouette's axis, 0 for none: the step's with other thresholds. */
 type Rule = (axis: SilhouetteAxis) => number;
-/** The shipped rule (engine/ml/preprocess `uprightTurn`), with its thresholds as parameters. */
-function rule(opts: { minElongation: number; minSole: number; flipLevel: number | null }): Rule {
-  return (axis) => {
-    if (axis.elongation < opts.minElongation || Math.abs(axis.sole) < opts.minSole) return 0;
-    const raw = axis.angle + axis.tilt;
-    const level = raw > 90 ? raw - 180 : raw <= -90 ? raw + 180 : raw;
-    const upsideDown = axis.sole < 0;
-    if (Math.abs(level) <= UPRIGHT_MIN_DEG) {
-      // flipLevel: a level shoe standing on its collar is turned over when its sole score is at least this clear.
-      if (opts.flipLevel === null || !(upsideDown !== (level !== raw)) || Math.abs(axis.sole) < opts.flipLevel) return 0;
-      return level + 180;
-    }
-    return upsideDown !== (level !== raw) ? level + 180 : level;
-  };
-}
+const rule =
+  (flipSole: number | null, minElongation = UPRIGHT_MIN_ELONGATION): Rule =>
+  (axis) =>
+    uprightTurn(axis, { ...UPRIGHT_RULE, minElongation, flipSole });
 const RULES: Readonly<Record<string, Rule>> = {
-  shipped: rule({ minElongation: UPRIGHT_MIN_ELONGATION, minSole: 0.05, flipLevel: null }),
-  'flip level ≥0.05': rule({ minElongation: UPRIGHT_MIN_ELONGATION, minSole: 0.05, flipLevel: 0.05 }),
-  'flip level ≥0.2': rule({ minElongation: UPRIGHT_MIN_ELONGATION, minSole: 0.05, flipLevel: 0.2 }),
-  'flip level ≥0.4': rule({ minElongation: UPRIGHT_MIN_ELONGATION, minSole: 0.05, flipLevel: 0.4 }),
-  'elongation 1.6': rule({ minElongation: 1.6, minSole: 0.05, flipLevel: null }),
-  'elongation 1.6, flip ≥0.2': rule({ minElongation: 1.6, minSole: 0.05, flipLevel: 0.2 }),
+  'v1 (no flip)': rule(null),
+  'flip level ≥0.05': rule(0.05),
+  'flip level ≥0.2': rule(0.2),
+  'flip level ≥0.4': rule(0.4),
+  'elongation 1.6': rule(null, 1.6),
+  'elongation 1.6, flip ≥0.2': rule(0.2, 1.6),
 };
 
 const angleError = (a: number, b: number): number => Math.abs(((((a - b) % 360) + 540) % 360) - 180);

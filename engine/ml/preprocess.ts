@@ -387,13 +387,24 @@ function soleScore(low: Float64Array, high: Float64Array): { score: number; slop
   return { score: total === 0 ? 0 : (up.residual - down.residual) / total, slopes: { down: down.slope, up: up.slope } };
 }
 
+/** The upright step's thresholds (see {@link UPRIGHT_RULE}); `flipSole: null` never turns a level shoe over. */
+export interface UprightRule {
+  readonly minElongation: number;
+  readonly minSole: number;
+  readonly flipSole: number | null;
+}
+
+/** The thresholds the upright step uses. */
+export const UPRIGHT_RULE: UprightRule = { minElongation: UPRIGHT_MIN_ELONGATION, minSole: UPRIGHT_MIN_SOLE, flipSole: UPRIGHT_FLIP_SOLE };
+
 /**
- * The turn (degrees, counter-clockwise as displayed) that puts the sole of an elongated, steeply tilted
- * silhouette level and at the bottom; 0 to leave the image as it is.
+ * The turn (degrees, counter-clockwise as displayed) that puts the sole of an elongated, steeply tilted (or
+ * upside-down) silhouette level and at the bottom; 0 to leave the image as it is. Other thresholds than the
+ * step's are for measuring them (scripts/probe-upright.ts).
  */
-function uprightTurn(axis: SilhouetteAxis): number {
+export function uprightTurn(axis: SilhouetteAxis, rule: UprightRule = UPRIGHT_RULE): number {
   // Not elongated (a front or back view), or no clearly straighter edge (a boot's shaft, a pair): no axis to trust.
-  if (axis.elongation < UPRIGHT_MIN_ELONGATION || Math.abs(axis.sole) < UPRIGHT_MIN_SOLE) return 0;
+  if (axis.elongation < rule.minElongation || Math.abs(axis.sole) < rule.minSole) return 0;
   // Where the sole runs in the image (the axis of a side view tilts towards the low toe; the sole is level).
   const raw = axis.angle + axis.tilt;
   const level = raw > 90 ? raw - 180 : raw <= -90 ? raw + 180 : raw;
@@ -404,7 +415,7 @@ function uprightTurn(axis: SilhouetteAxis): number {
   if (Math.abs(level) <= UPRIGHT_MIN_DEG) {
     // A level shoe standing on its collar (a phone photo taken from the other side) is turned over, but only on
     // clear evidence: sole shots and odd silhouettes have no straight edge to trust.
-    return upsideDown && Math.abs(axis.sole) >= UPRIGHT_FLIP_SOLE ? level + 180 : 0;
+    return upsideDown && rule.flipSole !== null && Math.abs(axis.sole) >= rule.flipSole ? level + 180 : 0;
   }
   return upsideDown ? level + 180 : level;
 }

@@ -11,8 +11,10 @@ import {
   preprocess,
   toRgb,
   UPRIGHT_MIN_ELONGATION,
+  UPRIGHT_RULE,
   UPRIGHT_VERSION,
   uprightEvidence,
+  uprightTurn,
 } from '../../engine/ml/index.ts';
 import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
 import { drawShoe, mirrorRaw, rng, turnRaw } from './fixtures.ts';
@@ -330,8 +332,9 @@ describe('upright step (long axis level, sole down)', () => {
       expect(Math.abs(up.axis!.angle + up.axis!.tilt)).toBeLessThan(3);
       const down = await uprightEvidence(await turnRaw(shoe, 180));
       expect(down.axis!.sole).toBeLessThan(-0.3);
-      // Level but standing on its collar, with a clear sole: turned over.
+      // Level but standing on its collar, with a clear sole: turned over (never, with flipping off).
       expect(angleGap(down.turn, 180)).toBeLessThan(5);
+      expect(uprightTurn(down.axis!, { ...UPRIGHT_RULE, flipSole: null })).toBe(0);
     }
     // A level, elongated silhouette with no straighter edge (an ellipse: nothing says which side is the sole) stays.
     const ellipse = await uprightEvidence(await drawEllipse(200, 100, 80, 30, 0, '#238'));
