@@ -53,6 +53,8 @@ const { values: args } = parseArgs({
     'no-l2': { type: 'boolean', default: false },
     'flip-augment': { type: 'boolean', default: false },
     'source-balanced': { type: 'boolean', default: false },
+    nuisance: { type: 'string' },
+    'nuisance-directions': { type: 'string', default: '16' },
     augment: { type: 'string', default: '0' },
     'hype-augment': { type: 'string' },
     'brand-augment': { type: 'string' },
@@ -72,7 +74,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view [--nuisance-directions 16]] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -98,7 +100,19 @@ if (args.locate && !args.normalise) throw new Error('--locate only qualifies --n
 if (args.upright && !args.normalise) throw new Error('--upright only qualifies --normalise');
 /** The spec of synthetic training views (augmented copies, scene composites): the photos' own, unlocated. */
 const syntheticFeatures: FeatureSpec = (({ locate: _locate, ...rest }) => rest)(features);
-const headOpts: TrainHeadOptions = { type: args.head === 'mlp' ? 'mlp' : 'linear', epochs: Number(args.epochs), seed };
+// --nuisance source,view: fit the heads with the within-class differences between sources (and/or between the
+// views of a photo: plain, mirror, augmented, scene, trimmed) projected out of their input (trainHead
+// `nuisanceGroups`), so the head cannot tell a class by its source's style.
+const nuisanceKinds = (args.nuisance ?? '').split(',').filter(Boolean);
+for (const k of nuisanceKinds) if (k !== 'source' && k !== 'view') throw new Error(`--nuisance takes source and/or view, not ${k}`);
+const nuisanceMax = Number(args['nuisance-directions']);
+if (!Number.isInteger(nuisanceMax) || nuisanceMax < 0) throw new Error(`--nuisance-directions is a whole number, not ${args['nuisance-directions']}`);
+const headOpts: TrainHeadOptions = {
+  type: args.head === 'mlp' ? 'mlp' : 'linear',
+  epochs: Number(args.epochs),
+  seed,
+  ...(nuisanceKinds.length > 0 ? { nuisanceDirections: nuisanceMax } : {}),
+};
 // --brand-seeds N / --hype-seeds N: serve the mean of N fits from consecutive seeds (trainHead `seeds`; linear heads
 // average their weights, MLPs lay the fits side by side): one fit's figures move by up to 0.06 with its seed alone
 // (assets/models/README.md, "One fit's luck").
@@ -302,7 +316,14 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
       x: xs,
       y: rows.map((i) => items[i]!.row[task]!),
       ...(sourceBalanced ? { sampleWeight: sourceWeights(task, rows) } : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced },
+      ...(nuisanceKinds.length > 0
+        ? {
+            nuisanceGroups: nuisanceKinds.map((kind) =>
+              kind === 'source' ? rows.map((i) => items[i]!.row.source ?? '') : rows.map((_, r) => String(Math.floor(r / train.length))),
+            ),
+          }
+        : {}),
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced, ...(nuisanceKinds.length > 0 ? { nuisance: nuisanceKinds } : {}) },
     },
     opts,
   );

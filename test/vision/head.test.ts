@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { getTf } from '../../engine/ml/runtime.ts';
-import { trainHead } from '../../plugins/vision/lib/train.ts';
+import { foldProjection, nuisanceDirections, projectOut, trainHead } from '../../plugins/vision/lib/train.ts';
 import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile } from '../../plugins/vision/lib/head.ts';
 import { seededRandom } from '../../plugins/vision/lib/split.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -145,5 +145,62 @@ describe('heads trained on embeddings', () => {
     writeFileSync(path.join(dir, 'bad.json'), '{"format":"solescope-head"');
     expect(() => loadHeadFile(path.join(dir, 'bad.json'))).toThrow(expect.objectContaining({ code: 'MODEL_MISSING' }));
     expect(() => parseHead({ format: 'solescope-head', version: 1 }, 'x')).toThrow(expect.objectContaining({ code: 'MODEL_MISSING' }));
+  });
+});
+
+describe('nuisance projection (a source\'s style projected out of the head\'s input)', () => {
+  // 8-d rows: dimension 0 carries the class (weakly, noisy), dimension 1 the source's style (strongly). hyped rows
+  // come only from source A; not_hyped rows from A and B. A head can then read "style B ⇒ not_hyped", which is
+  // wrong for a hyped shoe from B: the confound of the dev set (every not_hyped and adidas photo in one source).
+  const rnd = seededRandom(11);
+  const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+  const row = (hyped: boolean, source: 'A' | 'B'): Float32Array =>
+    Float32Array.from({ length: 8 }, (_, d) => (d === 0 ? (hyped ? 1 : -1) + 0.8 * gauss() : d === 1 ? (source === 'A' ? 3 : -3) + 0.3 * gauss() : 0.5 * gauss()));
+  const cells = [
+    ...Array.from({ length: 120 }, () => ({ hyped: true, source: 'A' as const })),
+    ...Array.from({ length: 60 }, () => ({ hyped: false, source: 'A' as const })),
+    ...Array.from({ length: 60 }, () => ({ hyped: false, source: 'B' as const })),
+  ];
+  const xs = cells.map((c) => row(c.hyped, c.source));
+  const ys = cells.map((c) => (c.hyped ? 'hyped' : 'not_hyped'));
+  const sources = cells.map((c) => c.source);
+  // The test: hyped shoes from source B, a class/source combination the training data never showed.
+  const unseen = Array.from({ length: 100 }, () => row(true, 'B'));
+  const input = { task: 'hype', id: 'h', backbone: 'synthetic', prepVersion: 'v', features: { trim: false, flipAverage: false, l2: false }, x: xs, y: ys } as const;
+  const opts = { epochs: 60, seed: 3, learningRate: 0.01, dropout: 0 };
+
+  it('GIVEN a class with rows in two sources THEN the direction found is the style axis, and folding it into the first layer equals projecting the input', () => {
+    const yIdx = ys.map((l) => (l === 'hyped' ? 0 : 1));
+    const [u, ...rest] = nuisanceDirections(xs, yIdx, [sources]);
+    expect(rest).toEqual([]);
+    expect(Math.abs(u![1]!)).toBeGreaterThan(0.97);
+    expect(nuisanceDirections(xs, yIdx, [sources], { max: 0 })).toEqual([]);
+    // A grouping where no class spans two groups says nothing.
+    expect(nuisanceDirections(xs, yIdx, [ys])).toEqual([]);
+    expect(() => nuisanceDirections(xs, yIdx, [['A']])).toThrow(/rows/);
+    const layer = { inputs: 8, units: 3, kernel: Array.from({ length: 24 }, () => gauss()), bias: [0.1, -0.2, 0.3], activation: 'linear' as const };
+    const apply = (l: typeof layer, v: Float32Array): number[] => l.bias.map((b, j) => b + Array.from(v).reduce((a, vi, i) => a + vi * l.kernel[i * l.units + j]!, 0));
+    const folded = foldProjection(layer, [u!]);
+    for (const v of xs.slice(0, 5)) {
+      const want = apply(layer, projectOut([v], [u!])[0]!);
+      apply(folded, v).forEach((o, j) => expect(o).toBeCloseTo(want[j]!, 4));
+    }
+  });
+
+  it('GIVEN nuisanceGroups THEN a hyped shoe in the other source\'s style is recognised, where the plain head calls it not_hyped', async () => {
+    const tf = await getTf();
+    const before = tf.memory().numTensors;
+    const plain = await trainHead(input, opts);
+    const projected = await trainHead({ ...input, nuisanceGroups: [sources] }, opts);
+    expect(tf.memory().numTensors).toBe(before);
+    const accuracy = (h: typeof plain): number => unseen.filter((v) => predictHead(h, v).label === 'hyped').length / unseen.length;
+    expect(accuracy(plain)).toBeLessThan(0.3);
+    expect(accuracy(projected)).toBeGreaterThan(0.7);
+    expect(projected.meta.nuisanceDirections).toBe(1);
+    // The file format is unchanged: the projection lives in the first layer's kernel.
+    expect(parseHead(JSON.parse(JSON.stringify(projected)), 'p').layers[0]!.inputs).toBe(8);
+    // Off: the same head as without groups.
+    const off = await trainHead({ ...input, nuisanceGroups: [sources] }, { ...opts, nuisanceDirections: 0 });
+    expect(off.layers[0]!.kernel).toEqual(plain.layers[0]!.kernel);
   });
 });
