@@ -33,6 +33,8 @@
  * of the framed object and averages the three views' probabilities; `@cropsmax` keeps the most confident view.
  * `@s5` serves the mean of 5 fits from consecutive seeds (`trainHead`'s `seeds`: a linear head averages the weights,
  * an MLP lays the fits side by side);
+ * `@ns` / `@nv` / `@nsv` fit the head with the within-class differences between sources / training views / both
+ * projected out of its input (`trainHead`'s `nuisanceGroups`; train:defaults' `--nuisance`);
  * `@o2` fits the head from seed + 2 (the split stays the seed's): how much one fit's luck moves the figures.
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
@@ -110,11 +112,21 @@ const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem', 'up'];
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
  */
-function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLocated: boolean; serveUpright: boolean; oracle: boolean; crops?: CropVote; headSeeds: number; headSeedOffset: number } {
+function parsePipeline(name: string): {
+  base: Base;
+  extras: Set<Extra>;
+  serveLocated: boolean;
+  serveUpright: boolean;
+  oracle: boolean;
+  crops?: CropVote;
+  headSeeds: number;
+  headSeedOffset: number;
+  nuisance: readonly ('source' | 'view')[];
+} {
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
-    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && !/^[so][1-9]\d?$/.test(sv)) {
-      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N)`);
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && sv !== 'ns' && sv !== 'nv' && sv !== 'nsv' && !/^[so][1-9]\d?$/.test(sv)) {
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N), ns / nv / nsv (the head fitted with the within-class source / view / both differences projected out)`);
     }
   }
   const headSeeds = Number(serving.find((sv) => /^s\d/.test(sv))?.slice(1) ?? 1);
@@ -127,7 +139,9 @@ function parsePipeline(name: string): { base: Base; extras: Set<Extra>; serveLoc
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), headSeeds, headSeedOffset };
+  const nu = serving.find((sv) => /^n[sv]+$/.test(sv)) ?? '';
+  const nuisance = [...(nu.includes('s') ? ['source' as const] : []), ...(nu.includes('v') ? ['view' as const] : [])];
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), headSeeds, headSeedOffset, nuisance };
 }
 
 /**
@@ -355,10 +369,12 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const xs = views.flat();
     const ys = views.flatMap(() => train.map((it) => it.row[task]!));
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
-    const { base, serveLocated, serveUpright, oracle, crops, headSeeds, headSeedOffset } = parsePipeline(p);
+    const { base, serveLocated, serveUpright, oracle, crops, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
     const mlp = task === 'hype' || args['brand-head'] === 'mlp';
+    // @ns / @nv: the rows' source, or which training view (plain, mirror, scene copy, …) they are.
+    const nuisanceGroups = nuisance.map((kind) => views.flatMap((_, v) => train.map((it) => (kind === 'source' ? (it.row.source ?? '') : String(v)))));
     const head = await trainHead(
-      { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys },
+      { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys, ...(nuisanceGroups.length > 0 ? { nuisanceGroups } : {}) },
       mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
     );
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { foldProjection, nuisanceDirections, projectOut, trainHead } from '../../plugins/vision/lib/train.ts';
-import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile } from '../../plugins/vision/lib/head.ts';
+import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile, type DenseLayer } from '../../plugins/vision/lib/head.ts';
 import { seededRandom } from '../../plugins/vision/lib/split.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -178,8 +178,8 @@ describe('nuisance projection (a source\'s style projected out of the head\'s in
     // A grouping where no class spans two groups says nothing.
     expect(nuisanceDirections(xs, yIdx, [ys])).toEqual([]);
     expect(() => nuisanceDirections(xs, yIdx, [['A']])).toThrow(/rows/);
-    const layer = { inputs: 8, units: 3, kernel: Array.from({ length: 24 }, () => gauss()), bias: [0.1, -0.2, 0.3], activation: 'linear' as const };
-    const apply = (l: typeof layer, v: Float32Array): number[] => l.bias.map((b, j) => b + Array.from(v).reduce((a, vi, i) => a + vi * l.kernel[i * l.units + j]!, 0));
+    const layer: DenseLayer = { inputs: 8, units: 3, kernel: Array.from({ length: 24 }, () => gauss()), bias: [0.1, -0.2, 0.3], activation: 'linear' };
+    const apply = (l: DenseLayer, v: Float32Array): number[] => l.bias.map((b, j) => b + Array.from(v).reduce((a, vi, i) => a + vi * l.kernel[i * l.units + j]!, 0));
     const folded = foldProjection(layer, [u!]);
     for (const v of xs.slice(0, 5)) {
       const want = apply(layer, projectOut([v], [u!])[0]!);
