@@ -54,6 +54,8 @@ const { values: args } = parseArgs({
     'flip-augment': { type: 'boolean', default: false },
     'source-balanced': { type: 'boolean', default: false },
     nuisance: { type: 'string' },
+    'hype-nuisance': { type: 'string' },
+    'brand-nuisance': { type: 'string' },
     'nuisance-directions': { type: 'string', default: '16' },
     augment: { type: 'string', default: '0' },
     'hype-augment': { type: 'string' },
@@ -74,7 +76,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view [--nuisance-directions 16]] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -100,18 +102,23 @@ if (args.locate && !args.normalise) throw new Error('--locate only qualifies --n
 if (args.upright && !args.normalise) throw new Error('--upright only qualifies --normalise');
 /** The spec of synthetic training views (augmented copies, scene composites): the photos' own, unlocated. */
 const syntheticFeatures: FeatureSpec = (({ locate: _locate, ...rest }) => rest)(features);
-// --nuisance source,view: fit the heads with the within-class differences between sources (and/or between the
-// views of a photo: plain, mirror, augmented, scene, trimmed) projected out of their input (trainHead
-// `nuisanceGroups`), so the head cannot tell a class by its source's style.
-const nuisanceKinds = (args.nuisance ?? '').split(',').filter(Boolean);
-for (const k of nuisanceKinds) if (k !== 'source' && k !== 'view') throw new Error(`--nuisance takes source and/or view, not ${k}`);
+// --nuisance source,view (per task: --brand-nuisance source): fit the heads with the within-class differences
+// between sources (and/or between the views of a photo: plain, mirror, augmented, scene, trimmed) projected out of
+// their input (trainHead `nuisanceGroups`), so a head cannot tell a class by its source's style.
+type NuisanceKind = 'source' | 'view';
+const taskNuisance = Object.fromEntries(
+  (['hype', 'brand'] as const).map((task) => {
+    const kinds = (args[`${task}-nuisance`] ?? args.nuisance ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    for (const k of kinds) if (k !== 'source' && k !== 'view') throw new Error(`--${task}-nuisance / --nuisance take source and/or view, not ${k}`);
+    return [task, kinds as NuisanceKind[]];
+  }),
+) as Record<Task, NuisanceKind[]>;
 const nuisanceMax = Number(args['nuisance-directions']);
 if (!Number.isInteger(nuisanceMax) || nuisanceMax < 0) throw new Error(`--nuisance-directions is a whole number, not ${args['nuisance-directions']}`);
 const headOpts: TrainHeadOptions = {
   type: args.head === 'mlp' ? 'mlp' : 'linear',
   epochs: Number(args.epochs),
   seed,
-  ...(nuisanceKinds.length > 0 ? { nuisanceDirections: nuisanceMax } : {}),
 };
 // --brand-seeds N / --hype-seeds N: serve the mean of N fits from consecutive seeds (trainHead `seeds`; linear heads
 // average their weights, MLPs lay the fits side by side): one fit's figures move by up to 0.06 with its seed alone
@@ -126,7 +133,7 @@ const taskSeeds = Object.fromEntries(
 /** Per-task head type (`--hype-head mlp`): the ablation showed the tasks prefer different heads. */
 const taskHeadOpts = (task: Task): TrainHeadOptions => {
   const type = args[`${task}-head`] ?? args.head;
-  const seeds = taskSeeds[task] > 1 ? { seeds: taskSeeds[task] } : {};
+  const seeds = { ...(taskSeeds[task] > 1 ? { seeds: taskSeeds[task] } : {}), ...(taskNuisance[task].length > 0 ? { nuisanceDirections: nuisanceMax } : {}) };
   if (type === 'mlp') return { ...headOpts, type: 'mlp', epochs: Math.min(headOpts.epochs ?? 60, 40), ...seeds };
   return { ...headOpts, type: 'linear', ...seeds };
 };
@@ -316,14 +323,14 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
       x: xs,
       y: rows.map((i) => items[i]!.row[task]!),
       ...(sourceBalanced ? { sampleWeight: sourceWeights(task, rows) } : {}),
-      ...(nuisanceKinds.length > 0
+      ...(taskNuisance[task].length > 0
         ? {
-            nuisanceGroups: nuisanceKinds.map((kind) =>
+            nuisanceGroups: taskNuisance[task].map((kind) =>
               kind === 'source' ? rows.map((i) => items[i]!.row.source ?? '') : rows.map((_, r) => String(Math.floor(r / train.length))),
             ),
           }
         : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced, ...(nuisanceKinds.length > 0 ? { nuisance: nuisanceKinds } : {}) },
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced, ...(taskNuisance[task].length > 0 ? { nuisance: taskNuisance[task] } : {}) },
     },
     opts,
   );
@@ -554,6 +561,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${nuisanceKinds.length > 0 ? `, within-class ${nuisanceKinds.join(' and ')} differences projected out (at most ${nuisanceMax} directions)` : ''}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();
