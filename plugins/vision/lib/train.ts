@@ -458,7 +458,9 @@ export async function trainHead(input: TrainHeadInput, opts: TrainHeadOptions = 
   const standardise = fitStandardiser(base);
   const z = standardiseRows(x, l2, standardise);
   const yIdx = y.map((l) => labels.indexOf(l));
-  const nuisance = input.nuisanceGroups?.length ? nuisanceDirections(z, yIdx, input.nuisanceGroups, { max: opts.nuisanceDirections ?? 16 }) : [];
+  // The cap's default lives in nuisanceDirections alone.
+  const cap = opts.nuisanceDirections !== undefined ? { max: opts.nuisanceDirections } : {};
+  const nuisance = input.nuisanceGroups?.length ? nuisanceDirections(z, yIdx, input.nuisanceGroups, cap) : [];
   const fitted = await fitAveraged(projectOut(z, nuisance), yIdx, labels.length, opts, input.sampleWeight);
   const { finalLoss } = fitted;
   const layers = [foldProjection(fitted.layers[0]!, nuisance), ...fitted.layers.slice(1)];
