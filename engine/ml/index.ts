@@ -10,4 +10,5 @@ export * from './backbones.ts';
 export * from './opencv.ts';
 export * from './preprocess.ts';
 export * from './cam.ts';
+export * from './nuisance.ts';
 export * from './onnx/index.ts';

@@ -20,7 +20,7 @@ import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
 import type { Evaluation } from './lib/metrics.ts';
-import type { TrainResult } from './lib/pipeline.ts';
+import { nuisanceSchema, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
 
@@ -66,6 +66,14 @@ async function curvesImage(ctx: CommandContext, modelId: number, name: string): 
   return record?.curvesPng ? [{ name, png: record.curvesPng, alt: `Training curves of model ${modelId}` }] : [];
 }
 
+/** How many sources the run saw and what the source projection removed, in words. */
+function sourcesLine(result: TrainResult): string {
+  const n = result.data.sources;
+  if (result.nuisance.mode === 'none') return `${n} (no projection)`;
+  // No direction means no class had photos from two sources with enough rows each.
+  return result.nuisance.directions > 0 ? `${n}; ${result.nuisance.directions} style direction${result.nuisance.directions === 1 ? '' : 's'} removed` : `${n}; nothing to project`;
+}
+
 function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<string, unknown> = {}): ReturnType<typeof reply> {
   const d = result.decision;
   const verdict = d.outcome === 'promoted' || d.outcome === 'no-champion' ? (d.promote ? 'promoted to champion' : 'kept as candidate') : 'kept as candidate';
@@ -78,11 +86,25 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
       { name: 'Champion macro-F1', value: pct(d.championMacroF1), inline: true },
       { name: 'Decision', value: d.outcome, inline: true },
       { name: 'Data', value: `${result.data.train} train / ${result.data.test} test`, inline: true },
+      { name: 'Sources', value: sourcesLine(result), inline: true },
     ],
     images,
-    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, ...extra },
+    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, ...extra },
     color: d.promote ? 0x16a34a : 0xca8a04,
   });
+}
+
+// Dataset names are letters, digits, dot, dash and underscore, so a comma can only separate names.
+const datasetsOption = z
+  .string()
+  .min(1)
+  .max(400)
+  .regex(/^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$/, 'dataset names separated by commas')
+  .optional();
+
+/** `a,b` → `['a', 'b']`; none → every dataset (`[]`). */
+function datasetList(value: string | undefined): string[] {
+  return value ? [...new Set(value.split(','))] : [];
 }
 
 /** `train`: queue a training run (moderators), optionally waiting for it. */
@@ -92,9 +114,11 @@ export const trainCommand = defineCommand({
   options: z
     .object({
       task: z.enum(['hype', 'brand', 'gan']).describe('What to train'),
-      dataset: z.string().min(1).max(100).optional().describe('Dataset name (default: every imported dataset)'),
+      dataset: datasetsOption.describe('Dataset name, or several comma-separated (default: every imported dataset)'),
       epochs: z.number().int().min(1).max(2000).optional().describe('Training epochs (default 40)'),
       wait: z.boolean().default(false).describe('Follow the job until it finishes'),
+      nuisance: nuisanceSchema.default('source').describe('source: remove what tells sources apart within a class (default); none: plain head'),
+      seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('Seed of the split and the weights (default 42): same data and seed, same model'),
     })
     .strict(),
   permissions: 'moderator',
@@ -107,8 +131,10 @@ export const trainCommand = defineCommand({
       'training.train',
       {
         task: input.task,
-        datasets: input.dataset ? [input.dataset] : [],
+        datasets: datasetList(input.dataset),
         ...(input.epochs !== undefined ? { epochs: input.epochs } : {}),
+        nuisance: input.nuisance,
+        ...(input.seed !== undefined ? { seed: input.seed } : {}),
         conflictRule: conflictRule(),
         requestedBy: ctx.caller.id,
         ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}),
@@ -143,7 +169,7 @@ async function trainGan(input: { dataset?: string | undefined; epochs?: number |
   const runner = ctx.services.jobs;
   const info = await runner.enqueue(
     'generative.train-gan',
-    { datasets: input.dataset ? [input.dataset] : [], ...(input.epochs !== undefined ? { epochs: input.epochs } : {}), requestedBy: ctx.caller.id },
+    { datasets: datasetList(input.dataset), ...(input.epochs !== undefined ? { epochs: input.epochs } : {}), requestedBy: ctx.caller.id },
     enqueueOptions(ctx),
   );
   if (!input.wait) {
@@ -360,7 +386,7 @@ export const tuneCommand = defineCommand({
     .object({
       task: z.enum(['hype', 'brand']).describe('Which classifier'),
       trials: z.number().int().min(1).max(50).default(8).describe('Configurations to try'),
-      dataset: z.string().min(1).max(100).optional().describe('Dataset name (default: every dataset)'),
+      dataset: datasetsOption.describe('Dataset name, or several comma-separated (default: every dataset)'),
       epochs: z.number().int().min(1).max(500).default(30).describe('Epochs per trial'),
       seed: z.number().int().min(0).max(2 ** 31 - 1).default(7).describe('Search seed (same seed, same trials)'),
       wait: z.boolean().default(false).describe('Follow the search until it finishes'),
@@ -372,7 +398,7 @@ export const tuneCommand = defineCommand({
   async run(input, ctx) {
     const runner = ctx.services.jobs as JobRunner & Partial<FlowCapable>;
     const tuneId = randomUUID();
-    const common = { task: input.task, datasets: input.dataset ? [input.dataset] : [], epochs: input.epochs, conflictRule: conflictRule() };
+    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule() };
     const children = searchSpace(input.trials, input.seed).map((params, trial) => ({
       name: 'training.trial',
       jobId: `${tuneId}-t${trial}`,

@@ -13,6 +13,7 @@ import {
   featureSpecSchema,
   headParams,
   headParamsSchema,
+  nuisanceSchema,
   prepareRun,
   runTrainingJob,
   trainJobSchema,
@@ -60,6 +61,7 @@ export const trialJobSchema = z
     conflictRule: conflictRuleSchema.default('import-wins'),
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
+    nuisance: nuisanceSchema.default('source'),
   })
   .strict();
 
@@ -87,7 +89,7 @@ export const trialJob = defineJob({
   async run(data, ctx): Promise<TrialResult> {
     const store = ctx.services.store;
     const run = await prepareRun(store, { ...data, guildId: undefined }, ctx);
-    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params: data.params, seed: data.seed }, ctx, { from: 0.1, to: 1 });
+    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params: data.params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 1 });
     const curve = trained.curves.map((c) => [c.epoch, c.valMacroF1] as const);
     const value = Math.max(0, ...trained.curves.map((c) => c.valMacroF1));
     const result: TrialResult = { trial: data.trial, params: data.params, value, curve };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Store } from '../../engine/store/index.ts';
-import { collectTrainingData, resolveLabel } from '../../plugins/training/lib/data.ts';
+import { collectTrainingData, resolveLabel, sourceGroup } from '../../plugins/training/lib/data.ts';
 import { fuzzyGroups, groupSplit } from '../../plugins/training/lib/split.ts';
 import { tempStore } from '../jobs/fixtures/synthetic.ts';
 
@@ -61,6 +61,24 @@ describe('training data', () => {
     await expect(collectTrainingData(store, { task: 'brand', conflictRule: 'latest', datasets: ['nope'] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     // Same data, same digest.
     expect((await collectTrainingData(store, { task: 'brand', conflictRule: 'import-wins' })).snapshot.digest).toBe(snapshot.digest);
+  });
+
+  it('GIVEN images from several places THEN each item carries its source group (manifest source, dataset, or how it arrived)', async () => {
+    expect(sourceGroup({ source: 'import', meta: { dataset: 'dev', origin: 'axelooc59/Detecting-type-of-sneakers-shoes' }, guildId: null })).toBe('axelooc59/Detecting-type-of-sneakers-shoes');
+    expect(sourceGroup({ source: 'import', meta: { dataset: 'dev' }, guildId: null })).toBe('dataset:dev');
+    expect(sourceGroup({ source: 'discord', meta: null, guildId: 'g1' })).toBe('discord:g1');
+    expect(sourceGroup({ source: 'monitor', meta: {}, guildId: null })).toBe('monitor');
+    await store.datasets.ensure({ name: 'sources' });
+    const put = async (name: string, source: string, meta: Record<string, unknown>): Promise<string> =>
+      (await store.images.put({ bytes: randomBytes(16), width: 1, height: 1, format: 'png', source, name, sha256: randomBytes(32).toString('hex'), meta })).sha256;
+    const a = await put('nike air max 90', 'import', { dataset: 'sources', origin: 'shop-a' });
+    const b = await put('nike air force 1', 'import', { dataset: 'sources' });
+    const c = await put('nike dunk low', 'discord', {});
+    await store.datasets.addImages('sources', [a, b]);
+    for (const sha of [a, b]) await store.labels.add({ imageSha: sha, task: 'hype', value: 'hyped', by: 'import:sources', origin: 'import' });
+    await store.labels.add({ imageSha: c, task: 'hype', value: 'not_hyped', by: 'user-9', origin: 'vote' });
+    const { items } = await collectTrainingData(store, { task: 'hype', conflictRule: 'import-wins', datasets: ['sources'] });
+    expect(new Map(items.map((i) => [i.sha, i.group]))).toEqual(new Map([[a, 'shop-a'], [b, 'dataset:sources'], [c, 'discord']]));
   });
 
   it('GIVEN fuzzy-similar shoe names THEN they share a group and never straddle the split', () => {

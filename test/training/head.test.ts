@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_HEAD_PARAMS, loadHead, trainHead, type HeadCheckpoint, type HeadData } from '../../plugins/training/lib/head.ts';
+import { DEFAULT_HEAD_PARAMS, featuresOf, loadHead, trainHead, type HeadCheckpoint, type HeadData } from '../../plugins/training/lib/head.ts';
 import { evaluate } from '../../plugins/training/lib/metrics.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
+import { DEFAULT_FEATURES, featureKey } from '../../plugins/vision/service.ts';
 
 function blobs(n: number, dim: number, k: number, seed: number, sep = 3): HeadData {
   let s = seed;
@@ -64,6 +65,16 @@ describe('classification head', () => {
     expect(resumed.curves.map((c) => c.loss)).toEqual(full.curves.map((c) => c.loss));
   });
 
+  it('GIVEN the vision embedder\'s feature key THEN the artifact names every step of it, so serving embeds as training did', () => {
+    const key = featureKey(DEFAULT_FEATURES);
+    const f = featuresOf(key);
+    expect(f).toMatchObject({ normalise: true, orient: false, upright: true, locate: true, l2: false });
+    // Round trip: the flags give back the same cache key (l2 is the head's own step, not the key's).
+    expect(featureKey({ ...f, l2: DEFAULT_FEATURES.l2 })).toBe(key);
+    expect(featureKey({ ...featuresOf('vprep-1+norm3o'), l2: true })).toBe('vprep-1+norm3o');
+    expect(featuresOf('vprep-1+trim+flipavg')).toEqual({ trim: true, flipAverage: true, l2: false });
+  });
+
   it('GIVEN a wrong artifact THEN loadHead refuses it', () => {
     expect(() => loadHead(Buffer.from('{"format":"other"}'))).toThrow(/not a solescope head/);
     expect(() => loadHead(Buffer.from('{"format":"solescope-head","version":1,"labels":["a","b"],"standardise":{"mean":[0],"std":[1]},"layers":[]}'))).toThrow(/incomplete/);
@@ -84,5 +95,57 @@ describe('classification head', () => {
     const vp = predictHead(served, train.x[0]!);
     expect(Object.values(vp.probabilities).reduce((x, y) => x + y, 0)).toBeCloseTo(1);
     expect(vp.probabilities.a).toBeCloseTo(p[0]!, 5);
+  });
+});
+
+describe('source-nuisance projection in the community trainer', () => {
+  // As in the vision trainer's test: dimension 0 carries the class weakly, dimension 1 the source's style
+  // strongly; hyped rows come only from source A, so a plain head reads "style B ⇒ not_hyped".
+  let s = 5;
+  const r = (): number => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31;
+  };
+  const gauss = (): number => Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(2 * Math.PI * r());
+  const row = (hyped: boolean, source: 'A' | 'B'): Float32Array =>
+    Float32Array.from({ length: 8 }, (_, d) => (d === 0 ? (hyped ? 1 : -1) + 0.8 * gauss() : d === 1 ? (source === 'A' ? 3 : -3) + 0.3 * gauss() : 0.5 * gauss()));
+  const cells = [...Array.from({ length: 120 }, () => [true, 'A'] as const), ...Array.from({ length: 60 }, () => [false, 'A'] as const), ...Array.from({ length: 60 }, () => [false, 'B'] as const)];
+  const train: HeadData = { x: cells.map(([h, src]) => row(h, src)), y: cells.map(([h]) => (h ? 0 : 1)) };
+  const groups = cells.map(([, src]) => src);
+  const unseen = Array.from({ length: 100 }, () => row(true, 'B'));
+  const hype = { task: 'hype', classes: ['hyped', 'not_hyped'], features: { backbone: 'synthetic', prepVersion: 'test' }, seed: 3 };
+  const params = { ...DEFAULT_HEAD_PARAMS, hidden: 16, dropout: 0, augment: 0 };
+  const hypedShare = (a: Parameters<typeof loadHead>[0]): number => {
+    const head = loadHead(a);
+    return unseen.filter((x) => {
+      const p = head.predict(x);
+      return p[0]! > p[1]!;
+    }).length / unseen.length;
+  };
+
+  it('GIVEN rows grouped by source THEN a hyped shoe in the other source\'s style is recognised, where the plain head calls it not_hyped', async () => {
+    const plain = await trainHead({ ...hype, train, validation: train, epochs: 15, params });
+    const projected = await trainHead({ ...hype, train, validation: train, epochs: 15, params, nuisance: { groups } });
+    expect(hypedShare(plain.artifact)).toBeLessThan(0.3);
+    expect(hypedShare(projected.artifact)).toBeGreaterThan(0.7);
+    expect(projected.artifact.meta.nuisance).toEqual({ grouping: 'source', groups: 2, directions: 1 });
+    expect(plain.artifact.meta.nuisance).toBeUndefined();
+    // Same file format; the projection is folded into the first layer, so the vision plugin serves it unchanged.
+    expect(projected.artifact.layers[0]!.inputs).toBe(8);
+    const served = predictHead(parseHead(JSON.parse(JSON.stringify(projected.artifact)), 'p'), unseen[0]!);
+    expect(served.probabilities.hyped).toBeCloseTo(loadHead(projected.artifact).predict(unseen[0]!)[0]!, 5);
+    // One source only (or groups too small): nothing to project, the plain head.
+    const single = await trainHead({ ...hype, train, validation: train, epochs: 15, params, nuisance: { groups: groups.map(() => 'A') } });
+    expect(single.artifact.meta.nuisance).toEqual({ grouping: 'source', groups: 1, directions: 0 });
+    expect(single.artifact.layers).toEqual(plain.artifact.layers);
+    await expect(trainHead({ ...hype, train, validation: train, epochs: 1, params, nuisance: { groups: ['A'] } })).rejects.toThrow(/rows/);
+  });
+
+  it('GIVEN the projection and a checkpoint THEN resuming gives exactly the weights of an uninterrupted run', async () => {
+    const full = await trainHead({ ...hype, train, validation: train, epochs: 6, params, nuisance: { groups } });
+    let saved: HeadCheckpoint | undefined;
+    await trainHead({ ...hype, train, validation: train, epochs: 3, params, nuisance: { groups }, onEpoch: (_l, cp) => void (saved = JSON.parse(JSON.stringify(cp)) as HeadCheckpoint) });
+    const resumed = await trainHead({ ...hype, train, validation: train, epochs: 6, params, nuisance: { groups }, resume: saved });
+    expect(resumed.artifact.layers).toEqual(full.artifact.layers);
   });
 });

@@ -70,13 +70,17 @@ describe('train / models commands over BullMQ', () => {
     const store = engine.services.store;
     expect(await store.models.getAlias('brand', 'champion')).toBe(data.model);
     const version = await store.models.get(data.model);
-    expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES });
+    expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES, nuisance: 'source' });
+    // One source (every picture imported into 'dev' without a source column): nothing to project, and the reply says so.
+    expect(r.reply.data).toMatchObject({ nuisance: { mode: 'source', directions: 0 } });
+    expect(r.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe('1; nothing to project');
     expect(version?.createdBy).toBe('mod-1');
     expect(version?.dataSnapshot).toMatchObject({ task: 'brand', datasets: ['dev'], n: 120 });
 
     // A second run on the same data cannot beat the champion by the margin: it stays a candidate.
-    const r2 = await engine.invoke('train', { task: 'brand', epochs: 30, wait: true }, { transport: 'test', caller: moderator });
+    const r2 = await engine.invoke('train', { task: 'brand', epochs: 30, wait: true, nuisance: 'none' }, { transport: 'test', caller: moderator });
     if (!r2.ok) throw r2.error;
+    expect(r2.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe('1 (no projection)');
     const d2 = r2.reply.data as { model: number; decision: { outcome: string; reason: string; championId: number } };
     expect(d2.decision.championId).toBe(data.model);
     expect(await store.models.getAlias('brand', 'candidate')).toBe(d2.model);
@@ -100,6 +104,11 @@ describe('train / models commands over BullMQ', () => {
     if (!r.ok) expect(r.error.code).toBe('BAD_INPUT');
     const failed = await runner.list({ states: ['failed'] });
     expect(failed[0]?.attemptsMade).toBe(1);
+    // Several datasets, comma-separated: an unknown one is named; a malformed list is refused before queueing.
+    const unknown = await engine.invoke('train', { task: 'brand', dataset: 'dev,nope', epochs: 2, wait: true }, { transport: 'test', caller: moderator });
+    expect(!unknown.ok && unknown.error).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining('"nope"') });
+    const malformed = await engine.invoke('train', { task: 'brand', dataset: 'dev,,x' }, { transport: 'test', caller: moderator });
+    expect(!malformed.ok && malformed.error.code).toBe('BAD_INPUT');
   });
 
   it('GIVEN a champion WHEN another model is promoted and rolled back THEN the previous champion returns', async () => {

@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { getTf } from '../../engine/ml/runtime.ts';
-import { foldProjection, nuisanceDirections, projectOut, trainHead } from '../../plugins/vision/lib/train.ts';
+import { foldKernel, nuisanceDirections, projectOut } from '../../engine/ml/nuisance.ts';
+import { foldProjection, trainHead } from '../../plugins/vision/lib/train.ts';
 import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile, type DenseLayer } from '../../plugins/vision/lib/head.ts';
 import { seededRandom } from '../../plugins/vision/lib/split.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -185,6 +186,8 @@ describe('nuisance projection (a source\'s style projected out of the head\'s in
       const want = apply(layer, projectOut([v], [u!])[0]!);
       apply(folded, v).forEach((o, j) => expect(o).toBeCloseTo(want[j]!, 4));
     }
+    expect(() => foldKernel([1, 2, 3], 2, 2, [])).toThrow(/kernel/);
+    expect(() => foldKernel(layer.kernel, 8, 3, [new Float32Array(4)])).toThrow(/direction/);
   });
 
   it('GIVEN nuisanceGroups THEN a hyped shoe in the other source\'s style is recognised, where the plain head calls it not_hyped', async () => {

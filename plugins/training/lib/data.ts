@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { EngineError, type Store } from '../../../engine/index.ts';
+import { EngineError, type ImageRow, type Store } from '../../../engine/index.ts';
 
 /** Labels of each classifier task, in model output order. */
 export const TASK_CLASSES = {
@@ -33,6 +33,8 @@ export interface LabelledItem {
   readonly name: string | undefined;
   readonly label: string;
   readonly origin: 'import' | 'vote' | 'mixed';
+  /** Where the picture came from ({@link sourceGroup}); the trainer's source-nuisance projection groups by it. */
+  readonly group: string;
 }
 
 /** What a run was trained on (stored with the model version). */
@@ -94,6 +96,18 @@ export function resolveLabel(labels: readonly LabelRecord[], rule: ConflictRule,
   return { value: ranked[0]![0], origin: originOf(ranked[0]![0]) };
 }
 
+/**
+ * The source an image belongs to, for the source-nuisance projection: the manifest's `source_repo` an import
+ * recorded (`meta.origin`), else the dataset it was imported into, else how it arrived (`discord`, `upload`,
+ * `monitor`…) and from which server. Photos of one source share a style (camera, backdrop, framing).
+ */
+export function sourceGroup(img: Pick<ImageRow, 'source' | 'meta' | 'guildId'>): string {
+  const meta = img.meta ?? {};
+  if (typeof meta.origin === 'string' && meta.origin) return meta.origin;
+  if (img.source === 'import' && typeof meta.dataset === 'string' && meta.dataset) return `dataset:${meta.dataset}`;
+  return img.guildId ? `${img.source}:${img.guildId}` : img.source;
+}
+
 /** Options of {@link collectTrainingData}. */
 export interface CollectOptions {
   readonly task: ClassifierTask;
@@ -115,9 +129,9 @@ export async function collectTrainingData(store: Store, options: CollectOptions)
   for (const d of datasets) {
     if (!allDatasets.includes(d)) throw new EngineError('NOT_FOUND', `There is no dataset "${d}". Known: ${allDatasets.join(', ') || 'none (import one with `dataset import`)'}.`);
   }
-  const candidates = new Map<string, { name: string | undefined; generated: boolean }>();
+  const candidates = new Map<string, { name: string | undefined; generated: boolean; group: string }>();
   if (datasets.length > 0) {
-    for await (const img of store.images.iterate({ dataset: datasets })) candidates.set(img.sha256, { name: img.name ?? undefined, generated: img.generated });
+    for await (const img of store.images.iterate({ dataset: datasets })) candidates.set(img.sha256, { name: img.name ?? undefined, generated: img.generated, group: sourceGroup(img) });
   }
   // Every label of the task, in one query (dialect-neutral Kysely), grouped per image.
   const q = store.db.selectFrom('labels').select(['id', 'image_sha', 'value', 'by', 'origin', 'created_at', 'guild_id']).where('task', '=', task);
@@ -133,7 +147,7 @@ export async function collectTrainingData(store: Store, options: CollectOptions)
   // Community-labelled images join even when they are in no dataset (uploads from Discord).
   const missing = [...voted].filter((sha) => !candidates.has(sha));
   for (let i = 0; i < missing.length; i += 500) {
-    for (const img of await store.images.getMany(missing.slice(i, i + 500))) candidates.set(img.sha256, { name: img.name ?? undefined, generated: img.generated });
+    for (const img of await store.images.getMany(missing.slice(i, i + 500))) candidates.set(img.sha256, { name: img.name ?? undefined, generated: img.generated, group: sourceGroup(img) });
   }
   const classes: readonly string[] = TASK_CLASSES[task];
   const items: LabelledItem[] = [];
@@ -153,7 +167,7 @@ export async function collectTrainingData(store: Store, options: CollectOptions)
       continue;
     }
     for (const l of labels) if (l.origin !== 'import' && l.value === resolved.value) labellers.add(l.by);
-    items.push({ sha, name: info.name, label: resolved.value, origin: resolved.origin });
+    items.push({ sha, name: info.name, label: resolved.value, origin: resolved.origin, group: info.group });
   }
   items.sort((a, b) => (a.sha < b.sha ? -1 : 1));
   const counts: Record<string, number> = Object.fromEntries(classes.map((c) => [c, 0]));

@@ -5,6 +5,7 @@
  * backend, leaks no tensors, and its whole state (weights, optimiser moments, RNG) serialises to one
  * checkpoint per epoch so a killed worker resumes exactly where it stopped.
  */
+import { foldKernel, nuisanceDirections, projectOut } from '../../../engine/ml/nuisance.ts';
 
 /** Hyperparameters of a head (the `tune` search space). */
 export interface HeadParams {
@@ -46,7 +47,15 @@ export interface HeadArtifact {
   readonly backbone: string;
   readonly prepVersion: string;
   /** The feature pipeline (derived from `prepVersion`); embeddings are used unnormalised (`l2: false`). */
-  readonly features: { readonly trim: boolean; readonly flipAverage: boolean; readonly l2: boolean };
+  readonly features: {
+    readonly trim: boolean;
+    readonly flipAverage: boolean;
+    readonly l2: boolean;
+    readonly normalise?: boolean;
+    readonly orient?: boolean;
+    readonly upright?: boolean;
+    readonly locate?: boolean;
+  };
   readonly standardise: { readonly mean: readonly number[]; readonly std: readonly number[] };
   readonly layers: readonly {
     readonly inputs: number;
@@ -226,6 +235,13 @@ export interface TrainHeadOptions {
   /** Called after each epoch with its log and a checkpoint; awaited (so checkpoints are durable). */
   readonly onEpoch?: (log: EpochLog, checkpoint: HeadCheckpoint) => Promise<void> | void;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Source-nuisance projection: each training row's source (`train.x` order). Where a class has photos from
+   * two or more sources (≥ `minRows` each), the directions separating them within the class are style, not
+   * class; they are removed from the input before fitting and folded into the first layer, so the artifact
+   * format and serving stay the same. Fewer than two such sources: no directions, a plain head.
+   */
+  readonly nuisance?: { readonly groups: readonly string[]; readonly maxDirections?: number; readonly minRows?: number } | undefined;
 }
 
 /** Result of {@link trainHead}. */
@@ -244,8 +260,24 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
   const k = classes.length;
   const s: Shapes = { dim, hidden: Math.max(0, Math.round(params.hidden)), k };
   const { mean, std } = standardiser(train.x, dim);
-  const xs = train.x.map((x) => standardise(x, mean, std));
-  const vx = validation.x.map((x) => standardise(x, mean, std));
+  // Directions are a pure function of the training data, so a resumed run recomputes the same ones.
+  const directions = options.nuisance
+    ? nuisanceDirections(
+        train.x.map((x) => standardise(x, mean, std)),
+        train.y,
+        [options.nuisance.groups],
+        { ...(options.nuisance.maxDirections !== undefined ? { max: options.nuisance.maxDirections } : {}), ...(options.nuisance.minRows !== undefined ? { minRows: options.nuisance.minRows } : {}) },
+      )
+    : [];
+  const xs = projectOut(
+    train.x.map((x) => standardise(x, mean, std)),
+    directions,
+  );
+  // Validation sees what serving will: the projection folded into the first layer.
+  const vx = projectOut(
+    validation.x.map((x) => standardise(x, mean, std)),
+    directions,
+  );
   const weightsOf = classWeights(train.y, k);
   const rng = new Rng(options.resume?.rng ?? (options.seed >>> 0 || 1));
   let p = options.resume ? b64ToF32(options.resume.params) : initParams(s, rng);
@@ -381,6 +413,8 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
       std,
       seed: options.seed,
       ood: oodOf(train, k),
+      directions,
+      ...(options.nuisance ? { nuisanceGroups: new Set(options.nuisance.groups).size } : {}),
     }),
     curves,
     resumedFromEpoch: startEpoch,
@@ -415,12 +449,41 @@ function oodOf(train: HeadData, k: number): { centroids: number[][]; threshold: 
   return { centroids, threshold: Math.max(threshold, 1e-6) };
 }
 
+/**
+ * The feature pipeline a prepVersion names (the vision plugin's cache key, e.g. `vprep-1+norm3u2+loc1`): serving
+ * recomputes embeddings from these flags, so each step the training embeddings went through must be here —
+ * normalise, orient (`o`), upright (`u<n>`), the shoe localiser (`+loc<n>`) — or serving embeds differently.
+ */
+export function featuresOf(prepVersion: string): HeadArtifact['features'] {
+  const norm = /\+norm\d+(o)?(u\d+)?/.exec(prepVersion);
+  return {
+    trim: prepVersion.includes('+trim'),
+    flipAverage: prepVersion.includes('+flipavg'),
+    l2: false,
+    ...(norm ? { normalise: true, orient: norm[1] !== undefined, ...(norm[2] ? { upright: true } : {}), ...(/\+loc\d+/.test(prepVersion) ? { locate: true } : {}) } : {}),
+  };
+}
+
 function toArtifact(
-  p: Float32Array,
+  params: Float32Array,
   s: Shapes,
-  o: { task: string; classes: readonly string[]; features: { backbone: string; prepVersion: string }; mean: Float32Array; std: Float32Array; seed: number; ood: { centroids: number[][]; threshold: number } },
+  o: {
+    task: string;
+    classes: readonly string[];
+    features: { backbone: string; prepVersion: string };
+    mean: Float32Array;
+    std: Float32Array;
+    seed: number;
+    ood: { centroids: number[][]; threshold: number };
+    directions: readonly Float32Array[];
+    nuisanceGroups?: number;
+  },
 ): HeadArtifact {
   const { dim, hidden, k } = s;
+  // (I − UUᵀ) folded into the first layer's kernel (the first dim·units values in either shape).
+  const firstUnits = hidden > 0 ? hidden : k;
+  const p = new Float32Array(params);
+  if (o.directions.length > 0) p.set(foldKernel(params.subarray(0, dim * firstUnits), dim, firstUnits, o.directions));
   const layers: HeadArtifact['layers'] =
     hidden > 0
       ? [
@@ -442,12 +505,7 @@ function toArtifact(
     labels: [...o.classes],
     backbone: o.features.backbone,
     prepVersion: o.features.prepVersion,
-    features: {
-      trim: o.features.prepVersion.includes('+trim'),
-      flipAverage: o.features.prepVersion.includes('+flipavg'),
-      l2: false,
-      ...(o.features.prepVersion.includes('+norm') ? { normalise: true, orient: /\+norm\d+o/.test(o.features.prepVersion) } : {}),
-    },
+    features: featuresOf(o.features.prepVersion),
     standardise: { mean: Array.from(o.mean), std: Array.from(o.std) },
     layers,
     ood: o.ood,
@@ -455,7 +513,10 @@ function toArtifact(
     minConfidence: 0.6,
     seed: o.seed,
     createdAt: new Date().toISOString(),
-    meta: { trainer: 'training-plugin' },
+    meta: {
+      trainer: 'training-plugin',
+      ...(o.nuisanceGroups !== undefined ? { nuisance: { grouping: 'source', groups: o.nuisanceGroups, directions: o.directions.length } } : {}),
+    },
   };
 }
 

@@ -27,6 +27,13 @@ export const headParamsSchema = z
   })
   .strict();
 
+/**
+ * Source-nuisance projection of a run: `source` removes the directions along which sources differ within a
+ * class (the shipped heads are trained so too; it pays on photos from sources the data lacks), `none` fits
+ * on the embeddings as they are.
+ */
+export const nuisanceSchema = z.enum(['source', 'none']);
+
 /** Where embeddings come from. */
 export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
 
@@ -42,6 +49,7 @@ export const trainJobSchema = z
     conflictRule: conflictRuleSchema.default('import-wins'),
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
+    nuisance: nuisanceSchema.default('source'),
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
     autoPromote: z.boolean().default(true),
@@ -62,7 +70,19 @@ export interface TrainResult {
   readonly decision: GateDecision;
   readonly metrics: Evaluation;
   readonly resumedFromEpoch: number;
-  readonly data: { readonly n: number; readonly train: number; readonly test: number; readonly digest: string };
+  readonly data: { readonly n: number; readonly train: number; readonly test: number; readonly digest: string; readonly sources: number };
+  /** The source-nuisance projection: mode, and how many directions it removed (0: fewer than two sources per class). */
+  readonly nuisance: { readonly mode: z.infer<typeof nuisanceSchema>; readonly directions: number };
+}
+
+/** Directions the projection removed, as the artifact's meta records them (0 when none). */
+function directionsOf(artifact: Uint8Array | undefined): number {
+  try {
+    const meta = (JSON.parse(Buffer.from(artifact ?? []).toString('utf8')) as { meta?: { nuisance?: { directions?: unknown } } }).meta;
+    return typeof meta?.nuisance?.directions === 'number' ? meta.nuisance.directions : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** The embedder contract: a plugin (vision) provides it as service `embedder`. */
@@ -189,7 +209,7 @@ export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun): Evalua
 /** Train a head on a prepared run with per-epoch checkpoints and progress. */
 export async function trainWithCheckpoints(
   run: PreparedRun,
-  options: { task: string; epochs: number; params: HeadParams; seed: number },
+  options: { task: string; epochs: number; params: HeadParams; seed: number; nuisance: z.infer<typeof nuisanceSchema> },
   ctx: JobContext,
   fraction: { from: number; to: number },
   onEpochLog?: (log: EpochLog) => void,
@@ -210,6 +230,7 @@ export async function trainWithCheckpoints(
     seed: options.seed,
     resume,
     signal: ctx.signal,
+    ...(options.nuisance === 'source' ? { nuisance: { groups: run.train.items.map((i) => i.group) } } : {}),
     onEpoch: async (log, checkpoint) => {
       await ctx.checkpoint(checkpoint as unknown as Record<string, unknown>);
       onEpochLog?.(log);
@@ -266,22 +287,25 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   let modelId: number;
   let metrics: Evaluation;
   let resumedFromEpoch = 0;
+  let artifact: Uint8Array | undefined;
   if (existing !== undefined) {
     // An earlier attempt registered the version and died before finishing: reuse it, don't duplicate.
     ctx.logger.info('version already registered by an earlier attempt', { model: existing });
     modelId = existing;
     const record = await store.models.get(existing);
+    artifact = record?.artifact;
     metrics = (record?.metrics.test as Evaluation | undefined) ?? (evaluateArtifact(record?.artifact ?? Buffer.alloc(0), run) as Evaluation);
   } else {
-    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params, seed: data.seed }, ctx, { from: 0.1, to: 0.9 });
+    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 0.9 });
     resumedFromEpoch = trained.resumedFromEpoch;
+    artifact = trained.artifact;
     await ctx.progress({ stage: 'evaluating', fraction: 0.92 });
     metrics = evaluateArtifact(trained.artifact, run)!;
     const version = await store.models.create({
       task: data.task,
       artifact: trained.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
-      params: { ...params, epochs: data.epochs, seed: data.seed, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
       dataSnapshot: { ...run.snapshot, split: { train: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
@@ -327,6 +351,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     decision,
     metrics,
     resumedFromEpoch,
-    data: { n: run.snapshot.n, train: run.train.x.length, test: run.test.x.length, digest: run.snapshot.digest },
+    data: { n: run.snapshot.n, train: run.train.x.length, test: run.test.x.length, digest: run.snapshot.digest, sources: new Set(run.train.items.map((i) => i.group)).size },
+    nuisance: { mode: data.nuisance, directions: directionsOf(artifact) },
   };
 }
