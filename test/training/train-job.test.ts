@@ -70,7 +70,7 @@ describe('train / models commands over BullMQ', () => {
     const store = engine.services.store;
     expect(await store.models.getAlias('brand', 'champion')).toBe(data.model);
     const version = await store.models.get(data.model);
-    expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES, nuisance: 'source' });
+    expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES, nuisance: 'source', nuisanceDirections: 0 });
     // One source (every picture imported into 'dev' without a source column): nothing to project, and the reply says so.
     expect(r.reply.data).toMatchObject({ nuisance: { mode: 'source', directions: 0 } });
     expect(r.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe('1; nothing to project');
@@ -134,5 +134,18 @@ describe('train / models commands over BullMQ', () => {
     expect(r.reply.images?.[0]?.name).toMatch(/^tune-brand-/);
     const children = await runner.list({ states: ['completed'] });
     expect(children.filter((j) => j.name === 'training.trial')).toHaveLength(3);
+  }, 240_000);
+
+  it('GIVEN a dataset whose pictures come from two sources THEN the run removes their style directions and says so', async () => {
+    await seedSynthetic(engine.services.store, { task: 'hype', dataset: 'two-sources', perClass: 80, dim: 12, seed: 5, sources: 2 });
+    const r = await engine.invoke('train', { task: 'hype', dataset: 'two-sources', epochs: 10, seed: 7, wait: true }, { transport: 'test', caller: moderator });
+    if (!r.ok) throw r.error;
+    // Each class has both sources with ≥ 20 training pictures: one direction per class's source difference.
+    const directions = (r.reply.data as { nuisance: { mode: string; directions: number } }).nuisance.directions;
+    expect(directions).toBeGreaterThan(0);
+    expect(r.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe(`2; ${directions} style direction${directions === 1 ? '' : 's'} removed`);
+    const version = await engine.services.store.models.get((r.reply.data as { model: number }).model);
+    expect(version?.params).toMatchObject({ nuisance: 'source', nuisanceDirections: directions, seed: 7 });
+    expect(JSON.parse(version!.artifact.toString('utf8')).meta.nuisance).toEqual({ grouping: 'source', groups: 2, directions });
   }, 240_000);
 });

@@ -305,7 +305,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
       task: data.task,
       artifact: trained.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
-      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(trained.artifact), jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
       dataSnapshot: { ...run.snapshot, split: { train: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
