@@ -362,18 +362,29 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
       step++;
       const scale = 1 / Math.max(bw, 1e-9);
       const lr = params.lr;
-      for (let i = 0; i < p.length; i++) {
-        const g = grad[i]! * scale + params.weightDecay * p[i]!;
-        if (params.optimizer === 'adam') {
-          m[i] = 0.9 * m[i]! + 0.1 * g;
-          v[i] = 0.999 * v[i]! + 0.001 * g * g;
-          const mh = m[i]! / (1 - 0.9 ** step);
-          const vh = v[i]! / (1 - 0.999 ** step);
-          p[i]! -= (lr * mh) / (Math.sqrt(vh) + 1e-8);
-        } else if (params.optimizer === 'rmsprop') {
+      const decay = params.weightDecay;
+      // One loop per optimiser, bias corrections computed once per step: the update runs over every
+      // parameter each mini-batch, so per-parameter branches and powers were a third of an epoch.
+      if (params.optimizer === 'adam') {
+        const c1 = 1 - 0.9 ** step;
+        const c2 = 1 - 0.999 ** step;
+        for (let i = 0; i < p.length; i++) {
+          const g = grad[i]! * scale + decay * p[i]!;
+          const mi = 0.9 * m[i]! + 0.1 * g;
+          const vi = 0.999 * v[i]! + 0.001 * g * g;
+          m[i] = mi;
+          v[i] = vi;
+          p[i]! -= (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + 1e-8);
+        }
+      } else if (params.optimizer === 'rmsprop') {
+        for (let i = 0; i < p.length; i++) {
+          const g = grad[i]! * scale + decay * p[i]!;
           v[i] = 0.9 * v[i]! + 0.1 * g * g;
           p[i]! -= (lr * g) / (Math.sqrt(v[i]!) + 1e-8);
-        } else {
+        }
+      } else {
+        for (let i = 0; i < p.length; i++) {
+          const g = grad[i]! * scale + decay * p[i]!;
           m[i] = 0.9 * m[i]! + g;
           p[i]! -= lr * m[i]!;
         }
