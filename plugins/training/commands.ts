@@ -102,6 +102,8 @@ const datasetsOption = z
   .regex(/^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$/, 'dataset names separated by commas')
   .optional();
 
+const nuisanceOption = nuisanceSchema.default('source').describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
+
 /** `a,b` → `['a', 'b']`; none → every dataset (`[]`). */
 function datasetList(value: string | undefined): string[] {
   return value ? [...new Set(value.split(','))] : [];
@@ -117,7 +119,7 @@ export const trainCommand = defineCommand({
       dataset: datasetsOption.describe('Dataset name, or several comma-separated (default: every imported dataset)'),
       epochs: z.number().int().min(1).max(2000).optional().describe('Training epochs (default 40)'),
       wait: z.boolean().default(false).describe('Follow the job until it finishes'),
-      nuisance: nuisanceSchema.default('source').describe('source: remove what tells sources apart within a class (default); none: plain head'),
+      nuisance: nuisanceOption,
       seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('Seed of the split and the weights (default 42): same data and seed, same model'),
     })
     .strict(),
@@ -390,6 +392,7 @@ export const tuneCommand = defineCommand({
       epochs: z.number().int().min(1).max(500).default(30).describe('Epochs per trial'),
       seed: z.number().int().min(0).max(2 ** 31 - 1).default(7).describe('Search seed (same seed, same trials)'),
       wait: z.boolean().default(false).describe('Follow the search until it finishes'),
+      nuisance: nuisanceOption,
     })
     .strict(),
   permissions: 'moderator',
@@ -398,7 +401,7 @@ export const tuneCommand = defineCommand({
   async run(input, ctx) {
     const runner = ctx.services.jobs as JobRunner & Partial<FlowCapable>;
     const tuneId = randomUUID();
-    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule() };
+    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule(), nuisance: input.nuisance };
     const children = searchSpace(input.trials, input.seed).map((params, trial) => ({
       name: 'training.trial',
       jobId: `${tuneId}-t${trial}`,

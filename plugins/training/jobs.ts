@@ -128,6 +128,7 @@ export const tuneJobSchema = z
     seed: z.number().int().min(0).max(2 ** 31 - 1),
     conflictRule: conflictRuleSchema.default('import-wins'),
     features: featureSpecSchema.optional(),
+    nuisance: nuisanceSchema.default('source'),
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
   })
@@ -172,6 +173,7 @@ export const tuneJob = defineJob({
         seed: data.seed,
         conflictRule: data.conflictRule,
         ...(data.features ? { features: data.features } : {}),
+        nuisance: data.nuisance,
         requestedBy: data.requestedBy,
         ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
         // A search proposes; a moderator (or the next regular run) promotes.
