@@ -260,19 +260,13 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
   const k = classes.length;
   const s: Shapes = { dim, hidden: Math.max(0, Math.round(params.hidden)), k };
   const { mean, std } = standardiser(train.x, dim);
+  const zs = train.x.map((x) => standardise(x, mean, std));
   // Directions are a pure function of the training data, so a resumed run recomputes the same ones.
-  const directions = options.nuisance
-    ? nuisanceDirections(
-        train.x.map((x) => standardise(x, mean, std)),
-        train.y,
-        [options.nuisance.groups],
-        { ...(options.nuisance.maxDirections !== undefined ? { max: options.nuisance.maxDirections } : {}), ...(options.nuisance.minRows !== undefined ? { minRows: options.nuisance.minRows } : {}) },
-      )
+  const nz = options.nuisance;
+  const directions = nz
+    ? nuisanceDirections(zs, train.y, [nz.groups], { ...(nz.maxDirections !== undefined ? { max: nz.maxDirections } : {}), ...(nz.minRows !== undefined ? { minRows: nz.minRows } : {}) })
     : [];
-  const xs = projectOut(
-    train.x.map((x) => standardise(x, mean, std)),
-    directions,
-  );
+  const xs = projectOut(zs, directions);
   // Validation sees what serving will: the projection folded into the first layer.
   const vx = projectOut(
     validation.x.map((x) => standardise(x, mean, std)),
@@ -370,10 +364,8 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
         const c2 = 1 - 0.999 ** step;
         for (let i = 0; i < p.length; i++) {
           const g = grad[i]! * scale + decay * p[i]!;
-          const mi = 0.9 * m[i]! + 0.1 * g;
-          const vi = 0.999 * v[i]! + 0.001 * g * g;
-          m[i] = mi;
-          v[i] = vi;
+          m[i] = 0.9 * m[i]! + 0.1 * g;
+          v[i] = 0.999 * v[i]! + 0.001 * g * g;
           p[i]! -= (lr * (m[i]! / c1)) / (Math.sqrt(v[i]! / c2) + 1e-8);
         }
       } else if (params.optimizer === 'rmsprop') {
