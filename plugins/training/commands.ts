@@ -20,7 +20,7 @@ import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
 import type { Evaluation } from './lib/metrics.ts';
-import { nuisanceSchema, type TrainResult } from './lib/pipeline.ts';
+import { nuisanceSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
 
@@ -87,9 +87,10 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
       { name: 'Decision', value: d.outcome, inline: true },
       { name: 'Data', value: `${result.data.train} train / ${result.data.test} test`, inline: true },
       { name: 'Sources', value: sourcesLine(result), inline: true },
+      { name: 'Views', value: result.views.length > 0 ? `photo + ${result.views.join(' + ')}` : 'photos only', inline: true },
     ],
     images,
-    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, ...extra },
+    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, ...extra },
     color: d.promote ? 0x16a34a : 0xca8a04,
   });
 }
@@ -101,6 +102,13 @@ const datasetsOption = z
   .max(400)
   .regex(/^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$/, 'dataset names separated by commas')
   .optional();
+
+// Slash options and CLI flags take one word, so the view sets are named.
+const VIEW_SETS = { photos: [], mirror: ['mirror'], scene: ['scene'], 'mirror+scene': ['mirror', 'scene'] } as const satisfies Record<string, readonly TrainingView[]>;
+const viewsOption = z
+  .enum(['photos', 'mirror', 'scene', 'mirror+scene'])
+  .default('mirror')
+  .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
 
 const nuisanceOption = nuisanceSchema.default('source').describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
@@ -120,6 +128,7 @@ export const trainCommand = defineCommand({
       epochs: z.number().int().min(1).max(2000).optional().describe('Training epochs (default 40)'),
       wait: z.boolean().default(false).describe('Follow the job until it finishes'),
       nuisance: nuisanceOption,
+      views: viewsOption,
       seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('Seed of the split and the weights (default 42): same data and seed, same model'),
     })
     .strict(),
@@ -136,6 +145,7 @@ export const trainCommand = defineCommand({
         datasets: datasetList(input.dataset),
         ...(input.epochs !== undefined ? { epochs: input.epochs } : {}),
         nuisance: input.nuisance,
+        views: [...VIEW_SETS[input.views]],
         ...(input.seed !== undefined ? { seed: input.seed } : {}),
         conflictRule: conflictRule(),
         requestedBy: ctx.caller.id,
@@ -393,6 +403,7 @@ export const tuneCommand = defineCommand({
       seed: z.number().int().min(0).max(2 ** 31 - 1).default(7).describe('Search seed (same seed, same trials)'),
       wait: z.boolean().default(false).describe('Follow the search until it finishes'),
       nuisance: nuisanceOption,
+      views: viewsOption,
     })
     .strict(),
   permissions: 'moderator',
@@ -401,7 +412,7 @@ export const tuneCommand = defineCommand({
   async run(input, ctx) {
     const runner = ctx.services.jobs as JobRunner & Partial<FlowCapable>;
     const tuneId = randomUUID();
-    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule(), nuisance: input.nuisance };
+    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule(), nuisance: input.nuisance, views: [...VIEW_SETS[input.views]] };
     const children = searchSpace(input.trials, input.seed).map((params, trial) => ({
       name: 'training.trial',
       jobId: `${tuneId}-t${trial}`,

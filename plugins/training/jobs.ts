@@ -18,6 +18,7 @@ import {
   runTrainingJob,
   trainJobSchema,
   trainWithCheckpoints,
+  viewsSchema,
   type TrainResult,
 } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
@@ -62,6 +63,7 @@ export const trialJobSchema = z
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema.default('source'),
+    views: viewsSchema.default(['mirror']),
   })
   .strict();
 
@@ -129,6 +131,7 @@ export const tuneJobSchema = z
     conflictRule: conflictRuleSchema.default('import-wins'),
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema.default('source'),
+    views: viewsSchema.default(['mirror']),
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
   })
@@ -174,6 +177,7 @@ export const tuneJob = defineJob({
         conflictRule: data.conflictRule,
         ...(data.features ? { features: data.features } : {}),
         nuisance: data.nuisance,
+        views: data.views,
         requestedBy: data.requestedBy,
         ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
         // A search proposes; a moderator (or the next regular run) promotes.

@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -193,11 +193,28 @@ export interface VisionService {
   vote(input: { imageSha: string; task: Task; value: string; by: string; guildId?: string }): Promise<void>;
 }
 
-/** The `embedder` contract of the training plugin. */
+/** A training view of a photo: extra training rows with the photo's label and source. */
+export type TrainingView = 'mirror' | 'scene';
+
+/** The `embedder` contract of the training plugin (structurally the same as plugins/training's). */
 export interface Embedder {
   readonly backbone: string;
   readonly prepVersion: string;
   embedImages(shas: readonly string[], signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+  /** The store key (prepVersion) a view's embeddings are cached under. */
+  viewPrepVersion(view: TrainingView): string;
+  /** Embeddings of a training view of stored images, read from and written to the store's cache. */
+  embedViews(shas: readonly string[], view: TrainingView, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+}
+
+/**
+ * The spec and embedItems options of a training view, as `npm run train:defaults` makes them (`--flip-augment`,
+ * scene copy 0): the mirror of the photo through the serving pipeline; the shoe pasted onto a generated scene,
+ * normalised from the whole frame (unlocated: its looser crops transfer better, assets/models/README.md).
+ */
+function viewSpec(view: TrainingView): { spec: FeatureSpec; options: { mirror?: boolean; scene?: number } } {
+  const { locate: _locate, ...unlocated } = DEFAULT_FEATURES;
+  return view === 'mirror' ? { spec: { ...DEFAULT_FEATURES, flipAverage: false }, options: { mirror: true } } : { spec: { ...unlocated, flipAverage: false }, options: { scene: 0 } };
 }
 
 function median(values: number[]): number {
@@ -644,6 +661,18 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     await store.labels.add({ imageSha: input.imageSha, task: input.task, value: input.value, by: input.by, origin: 'vote', ...(input.guildId !== undefined ? { guildId: input.guildId } : {}) });
   }
 
+  /** Stored images as embedding items (loaded lazily, NOT_FOUND when one is gone). */
+  function storedItems(store: Store, shas: readonly string[]): EmbedItem[] {
+    return shas.map((sha) => ({
+      sha256: sha,
+      load: async () => {
+        const bytes = await store.images.bytes(sha);
+        if (!bytes) throw new EngineError('NOT_FOUND', `Image ${sha} is not stored.`);
+        return bytes;
+      },
+    }));
+  }
+
   const embedder: Embedder = {
     backbone: DEFAULT_BACKBONE,
     prepVersion: featureKey(DEFAULT_FEATURES),
@@ -651,15 +680,19 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       const store = storeOrThrow();
       // Always the declared feature space: the training plugin caches what this returns under these names.
       const backbone = await backboneFor(embedder.backbone);
-      const items: EmbedItem[] = shas.map((sha) => ({
-        sha256: sha,
-        load: async () => {
-          const bytes = await store.images.bytes(sha);
-          if (!bytes) throw new EngineError('NOT_FOUND', `Image ${sha} is not stored.`);
-          return bytes;
-        },
-      }));
-      const vectors = await embedFeatureItems(backbone, items, DEFAULT_FEATURES, store, undefined, signal);
+      const vectors = await embedFeatureItems(backbone, storedItems(store, shas), DEFAULT_FEATURES, store, undefined, signal);
+      return new Map(shas.map((s, i) => [s, vectors[i]!]));
+    },
+    viewPrepVersion(view) {
+      const { spec, options } = viewSpec(view);
+      return prepKey({ ...variantOf(spec, options.mirror === true), ...(options.scene !== undefined ? { scene: options.scene } : {}) });
+    },
+    async embedViews(shas, view, signal) {
+      const store = storeOrThrow();
+      const backbone = await backboneFor(embedder.backbone);
+      const { spec, options } = viewSpec(view);
+      // embedItems caches each variant in the store itself (under viewPrepVersion's key).
+      const vectors = await embedItems(backbone, storedItems(store, shas), spec, { store, ...options, ...(signal ? { signal } : {}) });
       return new Map(shas.map((s, i) => [s, vectors[i]!]));
     },
   };

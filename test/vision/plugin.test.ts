@@ -6,6 +6,7 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
+import type { Embedder } from '../../plugins/vision/service.ts';
 import sharp from 'sharp';
 import { seededRandom } from '../../engine/random.ts';
 import { SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
@@ -163,6 +164,29 @@ describe('vision plugin on generated sneakers', () => {
       if (r.ok) expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
     }
     expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
+  it('GIVEN the embedder THEN training views (mirror, scene) are embedded, cached under their own keys, and differ from the photo', async () => {
+    const embedder = engine.service<Embedder>('embedder')!;
+    const store = engine.services.store;
+    const shas: string[] = [];
+    for await (const img of store.images.iterate({ dataset: 'fixtures' })) if (shas.length < 3) shas.push(img.sha256);
+    const plain = await embedder.embedImages(shas);
+    expect(embedder.viewPrepVersion('mirror')).toBe(`${embedder.prepVersion}+flip`);
+    expect(embedder.viewPrepVersion('scene')).toMatch(/\+scene\d+\.0$/);
+    for (const view of ['mirror', 'scene'] as const) {
+      const got = await embedder.embedViews(shas, view);
+      const cached = await store.embeddings.getMany(shas, embedder.backbone, embedder.viewPrepVersion(view));
+      expect(cached.size).toBe(shas.length);
+      for (const sha of shas) {
+        expect(Array.from(cached.get(sha)!)).toEqual(Array.from(got.get(sha)!));
+        const a = plain.get(sha)!;
+        const b = got.get(sha)!;
+        expect(b.length).toBe(a.length);
+        // A generated shoe is not left-right symmetric, and a scene is not a studio backdrop: a view is new data.
+        expect(a.reduce((d, v, i) => d + Math.abs(v - b[i]!), 0)).toBeGreaterThan(1e-3 * a.length);
+      }
+    }
   }, 120_000);
 
   it('GIVEN stored embeddings THEN similar returns sorted neighbours with labels and a strip PNG', async () => {

@@ -34,6 +34,15 @@ export const headParamsSchema = z
  */
 export const nuisanceSchema = z.enum(['source', 'none']);
 
+/**
+ * Training views: each training photo also enters as its mirror image and/or its shoe pasted onto a generated
+ * scene (same label, same source). Only the training split gets them; validation and test stay photos.
+ */
+export const viewsSchema = z.array(z.enum(['mirror', 'scene'])).max(2);
+
+/** A training view. */
+export type TrainingView = z.infer<typeof viewsSchema>[number];
+
 /** Where embeddings come from. */
 export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
 
@@ -50,6 +59,7 @@ export const trainJobSchema = z
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema.default('source'),
+    views: viewsSchema.default(['mirror']),
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
     autoPromote: z.boolean().default(true),
@@ -73,6 +83,8 @@ export interface TrainResult {
   readonly data: { readonly n: number; readonly train: number; readonly test: number; readonly digest: string; readonly sources: number };
   /** The source-nuisance projection: mode, and how many directions it removed (0: fewer than two sources per class). */
   readonly nuisance: { readonly mode: z.infer<typeof nuisanceSchema>; readonly directions: number };
+  /** The training views the run used (see {@link PreparedRun.views}). */
+  readonly views: readonly TrainingView[];
 }
 
 /** Directions the projection removed, as the artifact's meta records them (0 when none). */
@@ -91,6 +103,10 @@ export interface Embedder {
   readonly prepVersion: string;
   /** Embed stored images by content id (the embedder caches them in the store itself or not; we do too). */
   embedImages(shas: readonly string[], signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+  /** The store key of a view's embeddings; embedders without views leave these out. */
+  viewPrepVersion?(view: TrainingView): string;
+  /** Embed a training view of stored images (cached by the embedder under {@link Embedder.viewPrepVersion}). */
+  embedViews?(shas: readonly string[], view: TrainingView, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
 }
 
 /** Default feature space when neither the job nor an embedder says (the vision plugin's default backbone). */
@@ -115,15 +131,62 @@ export interface PreparedRun {
   readonly classes: readonly string[];
   readonly features: { backbone: string; prepVersion: string };
   readonly snapshot: DataSnapshot;
+  /** Training rows: the photos, then each view's rows (`items` repeats a photo's item for its views). */
   readonly train: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
   readonly validation: { x: Float32Array[]; y: number[] };
   readonly test: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
+  /** The views whose rows the training split holds (asked for, and an embedder could make them). */
+  readonly views: readonly TrainingView[];
+}
+
+/**
+ * Append each view's rows to the training split: cached embeddings from the store, the rest made by the
+ * embedder (which caches them). Without an embedder of the run's feature space that can make views, the run
+ * trains on the photos alone and says so (`PreparedRun.views`).
+ */
+async function addViews(
+  store: Store,
+  train: { x: Float32Array[]; y: number[]; items: LabelledItem[] },
+  views: readonly TrainingView[],
+  features: { backbone: string; prepVersion: string },
+  embedder: Embedder | undefined,
+  ctx: JobContext,
+): Promise<TrainingView[]> {
+  if (views.length === 0) return [];
+  const sameSpace = embedder?.backbone === features.backbone && embedder.prepVersion === features.prepVersion;
+  if (!embedder?.viewPrepVersion || !embedder.embedViews || !sameSpace) {
+    ctx.logger.warn('training views skipped: no embedder in this worker makes them for this feature space', { views, features });
+    return [];
+  }
+  const photos = [...train.items];
+  const labels = [...train.y];
+  for (const view of views) {
+    const key = embedder.viewPrepVersion(view);
+    const vectors = new Map<string, Float32Array>();
+    for (let i = 0; i < photos.length; i += 1000) {
+      for (const [k, v] of await store.embeddings.getMany(photos.slice(i, i + 1000).map((p) => p.sha), features.backbone, key)) vectors.set(k, v);
+    }
+    const missing = photos.map((p) => p.sha).filter((sha) => !vectors.has(sha));
+    for (let i = 0; i < missing.length; i += 64) {
+      if (ctx.signal.aborted) throw new EngineError('CONFLICT', 'The job was cancelled.');
+      for (const [k, v] of await embedder.embedViews(missing.slice(i, i + 64), view, ctx.signal)) vectors.set(k, v);
+      await ctx.progress({ stage: `embedding ${view} views`, fraction: 0.1, message: `${Math.min(i + 64, missing.length)}/${missing.length}` });
+    }
+    photos.forEach((p, r) => {
+      const v = vectors.get(p.sha);
+      if (!v) return;
+      train.x.push(v);
+      train.y.push(labels[r]!);
+      train.items.push(p);
+    });
+  }
+  return [...views];
 }
 
 /** Collect, split and embed. Used by training runs and tuning trials alike. */
 export async function prepareRun(
   store: Store,
-  data: Pick<TrainJobData, 'task' | 'datasets' | 'conflictRule' | 'minVotes' | 'features' | 'seed' | 'testSize' | 'guildId'>,
+  data: Pick<TrainJobData, 'task' | 'datasets' | 'conflictRule' | 'minVotes' | 'features' | 'seed' | 'testSize' | 'guildId'> & { readonly views?: readonly TrainingView[] },
   ctx: JobContext,
 ): Promise<PreparedRun> {
   if (data.task === 'gan') throw new EngineError('BAD_INPUT', 'GAN runs are not classifier runs.');
@@ -177,12 +240,13 @@ export async function prepareRun(
     return { x: kept.map((i) => vectors.get(i.sha)!), y: kept.map((i) => index.get(i.label)!), items: kept };
   };
   const train = pick(rest.filter((i) => !valIds.has(i.sha)));
+  const views = await addViews(store, train, data.views ?? [], features, embedder, ctx);
   const validation = pick(rest.filter((i) => valIds.has(i.sha)));
   const test = pick(items.filter((i) => testIds.has(i.sha)));
   if (train.x.length === 0 || test.x.length === 0) {
     throw new EngineError('BAD_INPUT', `The group-aware split left ${train.x.length} training and ${test.x.length} test images; add more distinct shoes.`);
   }
-  return { classes, features, snapshot, train, validation: { x: validation.x, y: validation.y }, test };
+  return { classes, features, snapshot, train, validation: { x: validation.x, y: validation.y }, test, views };
 }
 
 /** Evaluate a head artifact on prepared test data; undefined when the artifact is not comparable. */
@@ -305,7 +369,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
       task: data.task,
       artifact: trained.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
-      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(trained.artifact), jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(trained.artifact), views: [...run.views], jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
       dataSnapshot: { ...run.snapshot, split: { train: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
@@ -353,5 +417,6 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     resumedFromEpoch,
     data: { n: run.snapshot.n, train: run.train.x.length, test: run.test.x.length, digest: run.snapshot.digest, sources: new Set(run.train.items.map((i) => i.group)).size },
     nuisance: { mode: data.nuisance, directions: directionsOf(artifact) },
+    views: run.views,
   };
 }
