@@ -1,9 +1,10 @@
 /**
  * A classification head on frozen backbone embeddings: standardise → (dense + ReLU + dropout) → softmax,
- * trained with class-weighted cross-entropy and mini-batches. Plain TypeScript on Float32Arrays: heads
- * are small (≤ 1280×1024), so this is as fast as tfjs-wasm for them, runs in any worker without a
- * backend, leaks no tensors, and its whole state (weights, optimiser moments, RNG) serialises to one
- * checkpoint per epoch so a killed worker resumes exactly where it stopped.
+ * trained with class-weighted cross-entropy and mini-batches. Plain TypeScript on Float32Arrays: it runs in
+ * any worker without a backend, leaks no tensors, and its whole state (weights, optimiser moments, RNG)
+ * serialises to one checkpoint per epoch so a killed worker resumes exactly where it stopped. The price is
+ * speed on wide embeddings: scalar loops, several times slower than the vision trainer's tfjs-wasm fit on
+ * 2,816-d rows (`npm run bench`, headFitRowsPerSec), which is fine for a queued job of a few thousand rows.
  */
 import { foldKernel, nuisanceDirections, projectOut } from '../../../engine/ml/nuisance.ts';
 
