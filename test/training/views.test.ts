@@ -40,11 +40,15 @@ describe('training views', () => {
     expect(photosOnly.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photos only');
     // Same seed, same split: three rows per training photo where the photos-only run had one.
     const store = engine.services.store;
-    const trainRows = async (reply: typeof r): Promise<number> => {
+    const split = async (reply: typeof r): Promise<{ train: number; trainRows: number }> => {
       const v = await store.models.get((reply.ok ? (reply.reply.data as { model: number }) : { model: 0 }).model);
-      return (v?.dataSnapshot as { split: { train: number } }).split.train;
+      return (v?.dataSnapshot as { split: { train: number; trainRows: number } }).split;
     };
-    expect(await trainRows(r)).toBe(3 * (await trainRows(photosOnly)));
+    const [withViews, without] = [await split(r), await split(photosOnly)];
+    expect(withViews.train).toBe(without.train);
+    expect(without.trainRows).toBe(without.train);
+    expect(withViews.trainRows).toBe(3 * without.train);
+    expect(r.reply.fields?.find((f) => f.name === 'Data')?.value).toBe(`${without.train} train / ${(r.reply.data as { metrics: { n: number } }).metrics.n} test`);
     expect((await store.models.get(data.model))?.params).toMatchObject({ views: ['mirror', 'scene'] });
     // The views' embeddings are in the store under the embedder's keys (a second run reuses them).
     const embedder = engine.service<Embedder>('embedder')!;

@@ -87,6 +87,11 @@ export interface TrainResult {
   readonly views: readonly TrainingView[];
 }
 
+/** Photos in the training split (its rows also hold their views). */
+function trainPhotos(run: PreparedRun): number {
+  return new Set(run.train.items.map((i) => i.sha)).size;
+}
+
 /** Directions the projection removed, as the artifact's meta records them (0 when none). */
 function directionsOf(artifact: Uint8Array | undefined): number {
   try {
@@ -370,7 +375,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
       artifact: trained.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
       params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(trained.artifact), views: [...run.views], jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
-      dataSnapshot: { ...run.snapshot, split: { train: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
+      dataSnapshot: { ...run.snapshot, split: { train: trainPhotos(run), trainRows: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
       status: 'candidate',
@@ -415,7 +420,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     decision,
     metrics,
     resumedFromEpoch,
-    data: { n: run.snapshot.n, train: run.train.x.length, test: run.test.x.length, digest: run.snapshot.digest, sources: new Set(run.train.items.map((i) => i.group)).size },
+    data: { n: run.snapshot.n, train: trainPhotos(run), test: run.test.x.length, digest: run.snapshot.digest, sources: new Set(run.train.items.map((i) => i.group)).size },
     nuisance: { mode: data.nuisance, directions: directionsOf(artifact) },
     views: run.views,
   };
