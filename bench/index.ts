@@ -91,7 +91,9 @@ const images = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i
 // 1. Warm hype latency, end to end. Distinct images so no embedding cache hit; distinct callers so no cooldown.
 async function hypeLatency(eng: typeof engine, label: string, photos: readonly Buffer[] = images): Promise<{ p50: number; p95: number; runs: number }> {
   say(`hype latency (${label}): ${runs} warm runs on ${tf.getBackend()}`);
-  const first = await eng.invoke('hype', { image: { kind: 'buffer', data: photos[0]! } }, { transport: 'cli', caller: { id: 'bench:warmup' } });
+  // Callers are per series: hype has a per-user cooldown, and with --quick the next series starts within it.
+  const caller = (run: string): { id: string } => ({ id: `bench:${label}:${run}` });
+  const first = await eng.invoke('hype', { image: { kind: 'buffer', data: photos[0]! } }, { transport: 'cli', caller: caller('warmup') });
   if (!first.ok) throw first.error;
   const latencies: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -99,7 +101,7 @@ async function hypeLatency(eng: typeof engine, label: string, photos: readonly B
     // Vary the pixels of a copy so the content id differs (a cached embedding would flatter the number).
     const bytes = Buffer.from(await sharp(img).modulate({ brightness: 1 + (i + 1) * 0.001 }).jpeg({ quality: 90 }).toBuffer());
     const t0 = performance.now();
-    const r = await eng.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: { id: `bench:${i}` } });
+    const r = await eng.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: caller(String(i)) });
     latencies.push(performance.now() - t0);
     if (!r.ok) throw r.error;
   }
