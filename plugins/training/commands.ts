@@ -103,14 +103,14 @@ const datasetsOption = z
   .regex(/^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$/, 'dataset names separated by commas')
   .optional();
 
-// Slash options and CLI flags take one word, so the view sets are named.
+// Slash options and CLI flags take one word, so the view sets are named; 'mirror' is the job schema's default.
 const VIEW_SETS = { photos: [], mirror: ['mirror'], scene: ['scene'], 'mirror+scene': ['mirror', 'scene'] } as const satisfies Record<string, readonly TrainingView[]>;
 const viewsOption = z
   .enum(['photos', 'mirror', 'scene', 'mirror+scene'])
   .default('mirror')
   .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
 
-const nuisanceOption = nuisanceSchema.default('source').describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
+const nuisanceOption = nuisanceSchema.describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
 /** `a,b` → `['a', 'b']`; none → every dataset (`[]`). */
 function datasetList(value: string | undefined): string[] {

@@ -62,8 +62,8 @@ export const trialJobSchema = z
     conflictRule: conflictRuleSchema.default('import-wins'),
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
-    nuisance: nuisanceSchema.default('source'),
-    views: viewsSchema.default(['mirror']),
+    nuisance: nuisanceSchema,
+    views: viewsSchema,
   })
   .strict();
 
@@ -130,8 +130,8 @@ export const tuneJobSchema = z
     seed: z.number().int().min(0).max(2 ** 31 - 1),
     conflictRule: conflictRuleSchema.default('import-wins'),
     features: featureSpecSchema.optional(),
-    nuisance: nuisanceSchema.default('source'),
-    views: viewsSchema.default(['mirror']),
+    nuisance: nuisanceSchema,
+    views: viewsSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
   })

@@ -32,16 +32,19 @@ export const headParamsSchema = z
  * class (the shipped heads are trained so too; it pays on photos from sources the data lacks), `none` fits
  * on the embeddings as they are.
  */
-export const nuisanceSchema = z.enum(['source', 'none']);
+export const nuisanceSchema = z.enum(['source', 'none']).default('source');
+
+/** A run's source-nuisance mode. */
+export type NuisanceMode = z.output<typeof nuisanceSchema>;
 
 /**
  * Training views: each training photo also enters as its mirror image and/or its shoe pasted onto a generated
  * scene (same label, same source). Only the training split gets them; validation and test stay photos.
  */
-export const viewsSchema = z.array(z.enum(['mirror', 'scene'])).max(2);
+export const viewsSchema = z.array(z.enum(['mirror', 'scene'])).max(2).default(['mirror']);
 
 /** A training view. */
-export type TrainingView = z.infer<typeof viewsSchema>[number];
+export type TrainingView = z.output<typeof viewsSchema>[number];
 
 /** Where embeddings come from. */
 export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
@@ -58,8 +61,8 @@ export const trainJobSchema = z
     conflictRule: conflictRuleSchema.default('import-wins'),
     minVotes: z.number().int().min(1).max(100).default(1),
     features: featureSpecSchema.optional(),
-    nuisance: nuisanceSchema.default('source'),
-    views: viewsSchema.default(['mirror']),
+    nuisance: nuisanceSchema,
+    views: viewsSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
     autoPromote: z.boolean().default(true),
@@ -82,7 +85,7 @@ export interface TrainResult {
   readonly resumedFromEpoch: number;
   readonly data: { readonly n: number; readonly train: number; readonly test: number; readonly digest: string; readonly sources: number };
   /** The source-nuisance projection: mode, and how many directions it removed (0: fewer than two sources per class). */
-  readonly nuisance: { readonly mode: z.infer<typeof nuisanceSchema>; readonly directions: number };
+  readonly nuisance: { readonly mode: NuisanceMode; readonly directions: number };
   /** The training views the run used (see {@link PreparedRun.views}). */
   readonly views: readonly TrainingView[];
 }
@@ -278,7 +281,7 @@ export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun): Evalua
 /** Train a head on a prepared run with per-epoch checkpoints and progress. */
 export async function trainWithCheckpoints(
   run: PreparedRun,
-  options: { task: string; epochs: number; params: HeadParams; seed: number; nuisance: z.infer<typeof nuisanceSchema> },
+  options: { task: string; epochs: number; params: HeadParams; seed: number; nuisance: NuisanceMode },
   ctx: JobContext,
   fraction: { from: number; to: number },
   onEpochLog?: (log: EpochLog) => void,
