@@ -186,7 +186,7 @@ if (!args['no-onnx']) {
 // width. `npm run train:defaults` fits in tfjs (plugins/vision: the linear brand head, 4 classes, and the 64-unit
 // MLP hype head, 2 classes); the queued `train` jobs fit in plain TypeScript (plugins/training: its default
 // 64-unit head, 4 classes, with the source projection's cost when the rows come from two sources).
-let headFitRowsPerSec: { linear: number; mlp: number; community: number; rows: number; dim: number } | undefined;
+let headFitRowsPerSec: { linear: number; mlp: number; community: number; communityTypescript: number; rows: number; dim: number } | undefined;
 if (!args['no-train']) {
   const rows = args.quick ? 2048 : 8192;
   const dim = backbone.embedDim;
@@ -199,7 +199,9 @@ if (!args['no-train']) {
     await fitDense(x, y, classes, { type, epochs, seed: 11 });
     return Math.round((rows * epochs) / ((performance.now() - started) / 1000));
   };
-  const community = async (): Promise<number> => {
+  // The train job runs its head's matrix products on the tfjs backend when one starts (`community`), else in
+  // TypeScript (`communityTypescript`).
+  const community = async (onTf: boolean): Promise<number> => {
     const epochs = 3;
     const n = Math.min(rows, 2048);
     const y = x.slice(0, n).map((_, i) => i % 4);
@@ -214,11 +216,12 @@ if (!args['no-train']) {
       params: DEFAULT_HEAD_PARAMS,
       seed: 11,
       nuisance: { groups: y.map((_, i) => (i % 8 < 4 ? 'a' : 'b')) },
+      ...(onTf ? { tf } : {}),
     });
     return Math.round((n * epochs) / ((performance.now() - started) / 1000));
   };
-  headFitRowsPerSec = { linear: await rate('linear', 4), mlp: await rate('mlp', 2), community: await community(), rows, dim };
-  say(`head fit: linear ${headFitRowsPerSec.linear} rows·epochs/s, mlp ${headFitRowsPerSec.mlp} rows·epochs/s (${rows} × ${dim} rows); train job's head ${headFitRowsPerSec.community} rows·epochs/s`);
+  headFitRowsPerSec = { linear: await rate('linear', 4), mlp: await rate('mlp', 2), community: await community(true), communityTypescript: await community(false), rows, dim };
+  say(`head fit: linear ${headFitRowsPerSec.linear} rows·epochs/s, mlp ${headFitRowsPerSec.mlp} rows·epochs/s (${rows} × ${dim} rows); train job's head ${headFitRowsPerSec.community} rows·epochs/s (${headFitRowsPerSec.communityTypescript} in TypeScript)`);
 }
 
 const tfjsForward = Object.entries(embedImgPerSec).find(([k]) => k.startsWith('tfjs-') && k.endsWith('-forward'))?.[1];
@@ -263,8 +266,8 @@ else {
   for (const [b, l] of Object.entries(hypeLatencyMsByBackbone)) if (b !== backboneName) console.log(`  same pipeline on ${b}: p50 ${l.p50} ms, p95 ${l.p95} ms`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
   if (headFitRowsPerSec) {
-    const { linear, mlp, rows, dim } = headFitRowsPerSec;
-    console.log(`head fit (${rows} rows × ${dim}, on ${tf.getBackend()}): linear ${linear} rows·epochs/s, 64-unit MLP ${mlp} rows·epochs/s`);
+    const { linear, mlp, community, communityTypescript, rows, dim } = headFitRowsPerSec;
+    console.log(`head fit (${rows} rows × ${dim}, on ${tf.getBackend()}): linear ${linear} rows·epochs/s, 64-unit MLP ${mlp} rows·epochs/s; train job's head ${community} (its TypeScript fallback ${communityTypescript})`);
   }
   console.log(`ratios (${backboneName}): ${JSON.stringify(ratios)}`);
   if (ratiosByBackbone) for (const [b, r] of Object.entries(ratiosByBackbone)) console.log(`  ${b}: onnxruntime = ${r.ortVsTfjs}x tfjs, ${r.ortVsPytorch ?? '–'}x PyTorch (forward passes at the same batch size, best of 1 and 16)`);

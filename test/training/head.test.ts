@@ -3,6 +3,7 @@ import { DEFAULT_HEAD_PARAMS, featuresOf, loadHead, trainHead, type HeadCheckpoi
 import { evaluate } from '../../plugins/training/lib/metrics.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 import { DEFAULT_FEATURES, featureKey } from '../../plugins/vision/service.ts';
+import { getTf } from '../../engine/ml/runtime.ts';
 
 function blobs(n: number, dim: number, k: number, seed: number, sep = 3): HeadData {
   let s = seed;
@@ -63,6 +64,32 @@ describe('classification head', () => {
     expect(resumed.resumedFromEpoch).toBe(4);
     expect(resumed.artifact.layers).toEqual(full.artifact.layers);
     expect(resumed.curves.map((c) => c.loss)).toEqual(full.curves.map((c) => c.loss));
+  });
+
+  it('GIVEN a tfjs backend THEN the first layer runs there: the TypeScript loops\' curves and weights to rounding, resumable exactly, no tensor left', async () => {
+    const tf = await getTf();
+    // Wider than the other fixtures and a ragged last batch (100 rows, batches of 16), so the products matter.
+    const train = blobs(100, 40, 3, 5);
+    const val = blobs(30, 40, 3, 6);
+    for (const hidden of [0, 16]) {
+      const params = { ...DEFAULT_HEAD_PARAMS, hidden };
+      const before = tf.memory().numTensors;
+      const plain = await trainHead({ ...base, train, validation: val, epochs: 6, params });
+      const onTf = await trainHead({ ...base, train, validation: val, epochs: 6, params, tf });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(plain.artifact.meta.arithmetic).toBe('typescript');
+      expect(onTf.artifact.meta.arithmetic).toBe(`tfjs-${tf.getBackend()}`);
+      onTf.curves.forEach((c, i) => expect(c.loss).toBeCloseTo(plain.curves[i]!.loss, 4));
+      const a = onTf.artifact.layers.flatMap((l) => [...l.kernel, ...l.bias]);
+      const b = plain.artifact.layers.flatMap((l) => [...l.kernel, ...l.bias]);
+      expect(a.length).toBe(b.length);
+      expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-3);
+      expect(a).not.toEqual(new Array(a.length).fill(0));
+      let saved: HeadCheckpoint | undefined;
+      await trainHead({ ...base, train, validation: val, epochs: 3, params, tf, onEpoch: (_l, cp) => void (saved = JSON.parse(JSON.stringify(cp)) as HeadCheckpoint) });
+      const resumed = await trainHead({ ...base, train, validation: val, epochs: 6, params, tf, resume: saved });
+      expect(resumed.artifact.layers).toEqual(onTf.artifact.layers);
+    }
   });
 
   it('GIVEN the vision embedder\'s feature key THEN the artifact names every step of it, so serving embeds as training did', () => {

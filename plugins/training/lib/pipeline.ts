@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { EngineError, type JobContext, type Store } from '../../../engine/index.ts';
+import { getTf, type Tf } from '../../../engine/ml/runtime.ts';
 import { curvesPng } from './charts.ts';
 import { collectTrainingData, conflictRuleSchema, TASK_CLASSES, type ClassifierTask, type DataSnapshot, type LabelledItem } from './data.ts';
 import { decide, gateFromEnv, type GateConfig, type GateDecision } from './gate.ts';
@@ -278,6 +279,20 @@ export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun): Evalua
   return evaluate(run.test.y.map((y) => run.classes[y]!), pred, run.classes);
 }
 
+/**
+ * The tfjs backend the head's matrix products run on (about 2–3× faster than the TypeScript loops on wasm; see
+ * `npm run bench`, headFitRowsPerSec), or undefined where none starts (a worker whose requested backend is
+ * missing): the head then trains in TypeScript, same recipe, and says so in its artifact's meta.
+ */
+async function matmulBackend(ctx: JobContext): Promise<Tf | undefined> {
+  try {
+    return await getTf();
+  } catch (error) {
+    ctx.logger.warn('no tfjs backend for the head fit; training in TypeScript', { error: error instanceof Error ? error.message : String(error) });
+    return undefined;
+  }
+}
+
 /** Train a head on a prepared run with per-epoch checkpoints and progress. */
 export async function trainWithCheckpoints(
   run: PreparedRun,
@@ -289,6 +304,7 @@ export async function trainWithCheckpoints(
   const saved = await ctx.lastCheckpoint();
   const resume = saved && !(saved instanceof Uint8Array) && typeof saved.epoch === 'number' ? (saved as unknown as HeadCheckpoint) : undefined;
   if (resume) ctx.logger.info('resuming training from checkpoint', { epoch: resume.epoch, attempt: ctx.attempt });
+  const tf = await matmulBackend(ctx);
   const started = Date.now();
   const firstEpoch = resume?.epoch ?? 0;
   const result = await trainHead({
@@ -302,6 +318,7 @@ export async function trainWithCheckpoints(
     seed: options.seed,
     resume,
     signal: ctx.signal,
+    tf,
     ...(options.nuisance === 'source' ? { nuisance: { groups: run.train.items.map((i) => i.group) } } : {}),
     onEpoch: async (log, checkpoint) => {
       await ctx.checkpoint(checkpoint as unknown as Record<string, unknown>);
