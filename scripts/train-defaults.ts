@@ -71,12 +71,15 @@ const { values: args } = parseArgs({
     'hype-seeds': { type: 'string', default: '1' },
     epochs: { type: 'string', default: '60' },
     ablation: { type: 'boolean', default: false },
+    'hype-tta': { type: 'string' },
+    'brand-tta': { type: 'string' },
+    'compare-tta': { type: 'boolean', default: false },
     'skip-unembedded': { type: 'boolean', default: false },
   },
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--compare-tta] [--seed 42] [--ablation]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -190,6 +193,19 @@ if (flipAugment) {
   }
   const flipped = await store.embeddings.getMany(items.map((i) => i.sha), backbone.name, key);
   xFlip = items.map((i) => flipped.get(i.sha)!);
+}
+// --<task>-tta mirror: the head file asks serving to average the photo's and its mirror's probabilities (and
+// this script reports it that way). The mirror is the view flip augmentation trains on, so it needs --flip-augment.
+const taskTta: Readonly<Record<Task, 'mirror' | undefined>> = {
+  hype: ttaArg('hype-tta'),
+  brand: ttaArg('brand-tta'),
+};
+function ttaArg(flag: 'hype-tta' | 'brand-tta'): 'mirror' | undefined {
+  const v = args[flag];
+  if (v === undefined || v === 'none') return undefined;
+  if (v !== 'mirror') throw new Error(`--${flag} takes mirror or none, not ${v}`);
+  if (!xFlip) throw new Error(`--${flag} mirror needs --flip-augment (the mirrored embeddings it averages with)`);
+  return 'mirror';
 }
 // Augmented copies (`--augment N`): crop / colour / background-jittered views as extra training rows, tested on
 // the plain image. Aimed at cross-source generalisation (sources differ in framing, background and tint, not
@@ -335,12 +351,25 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
     opts,
   );
   log(`${id}: fitted in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return head;
+  return taskTta[task] ? { ...head, tta: taskTta[task] } : head;
 }
 
-function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[]): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
-  const preds = test.map((i) => predictHead(head, X[i]!));
+/**
+ * The held-out report of a head as serving will answer: with a `tta: 'mirror'` head (--<task>-tta mirror), the
+ * mean of the photo's and its mirror's probabilities (the mirrored embeddings of --flip-augment). `mirror`
+ * overrides that, for --compare-tta.
+ */
+function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], mirror = head.tta === 'mirror'): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
+  if (mirror && (!xFlip || X !== x)) throw new Error('mirror test-time views need --flip-augment embeddings of the serving pipeline');
+  const preds = test.map((i) => predictHead(head, X[i]!, mirror ? [xFlip![i]!] : []));
   return { rep: classificationReport(test.map((i) => items[i]!.row[task]!), preds.map((p) => p.label), labelsOf(task)), preds };
+}
+
+/** --compare-tta: log the same head's figures the other way (with the mirror view if it has none, else without). */
+function compareTta(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], what: string, rep: ClassificationReport): void {
+  if (!args['compare-tta'] || !xFlip || X !== x) return;
+  const other = report(task, head, test, X, head.tta !== 'mirror').rep;
+  log(`${task}: ${what} ${head.tta === 'mirror' ? 'without' : 'with'} mirror TTA: accuracy ${other.accuracy.toFixed(3)}, macro-F1 ${other.macroF1.toFixed(3)} (as served: ${rep.accuracy.toFixed(3)} / ${rep.macroF1.toFixed(3)})`);
 }
 
 async function evaluateTask(task: Task, X: readonly Float32Array[], spec: FeatureSpec, opts: TrainHeadOptions, withLoso: boolean, views: readonly (readonly Float32Array[])[] = []): Promise<TaskResult> {
@@ -351,6 +380,7 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
   const test = split.test.map((k) => idx[k]!);
   const head = await fit(task, train, X, spec, opts, `${task}-default`, views);
   const held = report(task, head, test, X).rep;
+  compareTta(task, head, test, X, 'held-out', held);
   const loso: TaskResult['loso'] = [];
   if (withLoso) {
     for (const fold of leaveOneSourceOut(idx.map((i) => items[i]!.row.source))) {
@@ -363,6 +393,7 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
       }
       const h = await fit(task, tr, X, spec, opts, `${task}-loso`, views);
       const { rep, preds } = report(task, h, te, X);
+      compareTta(task, h, te, X, `LOSO ${fold.source}`, rep);
       const truth = te.map((i) => items[i]!.row[task]!);
       const known = truth.map((t, k) => (trainLabels.includes(t) ? k : -1)).filter((k) => k >= 0);
       const unseen = truth.map((t, k) => (trainLabels.includes(t) ? -1 : k)).filter((k) => k >= 0);
@@ -561,6 +592,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}${(['hype', 'brand'] as const).filter((t) => taskTta[t]).map((t) => `, ${t}: answered with its mirror view too (probabilities averaged, as served)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();

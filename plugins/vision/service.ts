@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, mirrorInput, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -343,17 +343,36 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     };
   }
 
+  /**
+   * The test-time views a head asks for (`tta`): for `mirror`, the embedding of the photo's mirror image through
+   * the head's own pipeline, cached under the mirrored variant's key (the one flip augmentation trained on).
+   * `input`, the photo's prepared model input when at hand, spares a second normalisation: for a normalised
+   * pipeline the mirrored variant's input is that input mirrored.
+   */
+  async function testTimeViews(pic: Picture, backbone: Backbone, head: HeadModel, input?: Float32Array): Promise<Float32Array[]> {
+    if (head.tta !== 'mirror' || head.features.flipAverage) return [];
+    const store = options.store();
+    const variant = variantOf(head.features, true);
+    const key = prepKey(variant);
+    const cached = await store?.embeddings.get(pic.sha256, backbone.name, key);
+    if (cached) return [cached];
+    const mirrored = input && variant.normalise ? mirrorInput(input, backbone.inputSize) : (await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant))).input;
+    const [vector] = await backbone.embedImages([mirrored], { batchSize: 1 });
+    await store?.embeddings.put(pic.sha256, backbone.name, key, vector!).catch(() => undefined);
+    return [vector!];
+  }
+
   async function classifyPicture(
     pic: Picture,
     task: Task,
     modelId?: string | number,
-    computed?: { head: HeadModel; backbone: Backbone; embedding?: Float32Array; shoeFound?: boolean },
+    computed?: { head: HeadModel; backbone: Backbone; embedding?: Float32Array; shoeFound?: boolean; input?: Float32Array },
   ): Promise<{ cls: Classification; head: HeadModel; backbone: Backbone; inputs: Float32Array[]; embedding: Float32Array }> {
     const head = computed?.head ?? (await model(task, modelId));
     const backbone = computed?.backbone ?? (await backboneFor(head.backbone));
     const given = computed?.embedding ? { embedding: computed.embedding, ...(computed.shoeFound !== undefined ? { shoeFound: computed.shoeFound } : {}) } : undefined;
     const { embedding, inputs, shoeFound } = await featureEmbedding(pic, backbone, head.features, given);
-    const pred = predictHead(head, embedding);
+    const pred = predictHead(head, embedding, await testTimeViews(pic, backbone, head, computed?.input ?? (inputs.length === 1 ? inputs[0] : undefined)));
     return { cls: describe(task, head, pred, pic, backbone.name, shoeFound), head, backbone, inputs, embedding };
   }
 
@@ -397,7 +416,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     // The single-layer tf.grad path below takes the CAM layer's activations.
     const activations = parts.length === 1 ? partActivations?.[0] : undefined;
     try {
-      const { cls, embedding } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, ...(computed ? { embedding: computed } : {}), ...(shoeFound !== undefined ? { shoeFound } : {}) });
+      const { cls, embedding } = await classifyPicture(pic, opts.task, opts.modelId, { head, backbone, input, ...(computed ? { embedding: computed } : {}), ...(shoeFound !== undefined ? { shoeFound } : {}) });
       const headFn: HeadFn = (emb) => headLogitsTf(tf, head, emb);
       const labelIndex = head.labels.indexOf(cls.label);
       const classIndex = labelIndex >= 0 ? labelIndex : undefined;
@@ -501,8 +520,13 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const store = options.store();
     const items: EmbedItem[] = pics.map(({ pic }) => ({ sha256: pic.sha256, load: async () => pic.raw }));
     const embeddings = await embedFeatureItems(backbone, items, head.features, store, opts.progress, opts.signal);
+    // The figures must be serving's: a head with a mirror test-time view is evaluated with it.
+    const mirrors =
+      head.tta === 'mirror' && !head.features.flipAverage
+        ? await embedItems(backbone, items, head.features, { mirror: true, ...(store ? { store } : {}), ...(opts.signal ? { signal: opts.signal } : {}) })
+        : undefined;
     const yTrue = pics.map(({ row }) => row[task]!);
-    const yPred = embeddings.map((e) => predictHead(head, e).label);
+    const yPred = embeddings.map((e, i) => predictHead(head, e, mirrors ? [mirrors[i]!] : []).label);
     const report = classificationReport(yTrue, yPred, labelsOf(task));
     const text = formatReport(report);
     const png = await renderConfusionMatrix(report.confusion.labels, report.confusion.matrix, `${task} · ${head.id} · n=${report.n}`);

@@ -104,6 +104,21 @@ describe('heads trained on embeddings', () => {
     expect(p.label).toBe('other');
   });
 
+  it('GIVEN test-time views THEN the answer is the mean of the views\' probabilities, the OOD check the photo\'s own; a head file names its view or is refused', async () => {
+    const head = await trainHead({ task: 'brand', id: 't', backbone: 'synthetic', prepVersion: 'v', features, x, y }, { epochs: 30, seed: 3, learningRate: 0.01 });
+    const alien = Float32Array.from({ length: DIM }, (_, d) => (d === 15 ? 5 : d === 14 ? -4 : 0));
+    const a = predictHead(head, x[0]!);
+    const b = predictHead(head, x[50]!);
+    const both = predictHead(head, x[0]!, [x[50]!]);
+    for (const l of Object.keys(a.probabilities)) expect(both.probabilities[l]).toBeCloseTo((a.probabilities[l]! + b.probabilities[l]!) / 2, 10);
+    expect(Object.values(both.probabilities).reduce((s, p) => s + p, 0)).toBeCloseTo(1, 6);
+    expect(both.confidence).toBe(Math.max(...Object.values(both.probabilities)));
+    expect(predictHead(head, x[0]!, [alien]).ood).toEqual(a.ood);
+    expect(predictHead(head, alien, [x[0]!]).ood.outside).toBe(true);
+    expect(parseHead({ ...head, tta: 'mirror' }, 'test').tta).toBe('mirror');
+    expect(() => parseHead({ ...head, tta: 'rotate' }, 'test')).toThrow(/corrupt/);
+  });
+
   it('GIVEN a hype head THEN probabilities cover hyped/not_hyped and tf logits equal the plain forward pass without leaks', async () => {
     const tf = await getTf();
     const hy = y.map((b) => (b === 'adidas' ? 'not_hyped' : 'hyped'));

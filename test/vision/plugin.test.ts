@@ -6,7 +6,9 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
-import type { Embedder } from '../../plugins/vision/service.ts';
+import { featureKey, type Embedder } from '../../plugins/vision/service.ts';
+import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
+import { prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
 import sharp from 'sharp';
 import { seededRandom } from '../../engine/random.ts';
 import { SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
@@ -164,6 +166,44 @@ describe('vision plugin on generated sneakers', () => {
       if (r.ok) expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
     }
     expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+
+  it('GIVEN a head with a mirror test-time view THEN brand, explain and evaluate answer from the photo and its mirror, the mirror cached once', async () => {
+    const store = engine.services.store;
+    const file = readFileSync(path.join(modelsDir, 'brand.head.json'));
+    const plainHead = parseHead(JSON.parse(file.toString('utf8')), 'test');
+    expect(plainHead.tta).toBeUndefined();
+    const ttaHead = parseHead({ ...JSON.parse(file.toString('utf8')), id: 'brand-tta', tta: 'mirror' }, 'test');
+    const version = await store.models.create({ task: 'brand', artifact: Buffer.from(JSON.stringify(ttaHead)), metrics: {}, params: {}, dataSnapshot: {}, createdBy: 'test' });
+    const image = files[4]!;
+    const plain = await engine.invoke('brand', { image }, cliInit());
+    const mirrored = await engine.invoke('brand', { image, model: String(version.id) }, cliInit());
+    if (!plain.ok || !mirrored.ok) throw new Error('brand failed');
+    const sha = (plain.reply.data as { imageSha: string }).imageSha;
+    const backbone = ttaHead.backbone;
+    const photo = (await store.embeddings.get(sha, backbone, featureKey(ttaHead.features)))!;
+    const mirror = await store.embeddings.get(sha, backbone, prepKey(variantOf(ttaHead.features, true)));
+    expect(mirror).toBeDefined();
+    const probs = (r: typeof plain): Record<string, number> => (r.ok ? (r.reply.data as { probabilities: Record<string, number> }).probabilities : {});
+    const expectClose = (got: Record<string, number>, want: Readonly<Record<string, number>>): void => {
+      for (const [l, p] of Object.entries(want)) expect(got[l]).toBeCloseTo(p, 6);
+    };
+    expectClose(probs(plain), predictHead(plainHead, photo).probabilities);
+    expectClose(probs(mirrored), predictHead(ttaHead, photo, [mirror!]).probabilities);
+    // The mirror is a different picture (a generated shoe is not symmetric), so the two answers differ.
+    expect(Math.max(...Object.keys(probs(plain)).map((l) => Math.abs(probs(plain)[l]! - probs(mirrored)[l]!)))).toBeGreaterThan(1e-4);
+    // `brand` answers from Grad-CAM's forward pass and mirrors its prepared input; the classify service (monitors,
+    // batch scoring) embeds through the cache: the same answer.
+    const classified = await engine.services.vision.classify(image, 'brand', { modelId: String(version.id), allowLocalPaths: true });
+    expectClose(classified.probabilities, probs(mirrored));
+    expect(classified.label).toBe((mirrored.reply.data as { label: string }).label);
+    // evaluate reports what serving answers: every labelled row gets its mirror.
+    const evaluated = await engine.invoke('evaluate', { task: 'brand', data: manifest, model: String(version.id) }, cliInit());
+    expect(evaluated.ok).toBe(true);
+    const rows = [];
+    for await (const img of store.images.iterate({ dataset: 'fixtures' })) rows.push(img.sha256);
+    const mirrors = await store.embeddings.getMany(rows, backbone, prepKey(variantOf(ttaHead.features, true)));
+    expect(mirrors.size).toBeGreaterThanOrEqual(12);
   }, 120_000);
 
   it('GIVEN the embedder THEN training views (mirror, scene) are embedded, cached under their own keys, and differ from the photo', async () => {

@@ -94,6 +94,12 @@ export const headModelSchema = z
     temperature: z.number().positive().default(1),
     /** Below this top probability the answer is reported as low confidence. */
     minConfidence: z.number().min(0).max(1).default(0.6),
+    /**
+     * Test-time view: `mirror` = serving also runs the head on the photo's mirror image (same pipeline, the view
+     * flip augmentation trained on) and averages the two views' probabilities. Written by `train:defaults
+     * --brand-tta mirror` where it was measured to help (assets/models/README.md); absent = the photo alone.
+     */
+    tta: z.enum(['mirror']).optional(),
     seed: z.number().int(),
     createdAt: z.string(),
     /** Free-form provenance: data, command, metrics. */
@@ -294,14 +300,13 @@ function openSetOther(head: HeadModel, unit: Float32Array, probs: readonly numbe
   return Math.min(1, Math.max(0, pOther));
 }
 
-/** Run a head on one (already pipeline-processed) embedding. */
-export function predictHead(head: HeadModel, embedding: ArrayLike<number>): HeadPrediction {
-  const unit = l2normalise(embedding);
+/** Probabilities over the task's full label set for one embedding (brand: with the open-set share in `other`). */
+function fullProbabilities(head: HeadModel, embedding: ArrayLike<number>): Record<string, number> {
   const probs = softmax(denseForward(head.layers, headInput(head, embedding)), head.temperature);
   const full: Record<string, number> = {};
   if (head.task === 'brand') {
     for (const b of BRANDS) full[b] = 0;
-    const pOther = openSetOther(head, unit, probs);
+    const pOther = openSetOther(head, l2normalise(embedding), probs);
     // The open-set share moves to `other`; a trained `other` class keeps its own softmax share too.
     head.labels.forEach((l, k) => {
       full[l] = (full[l] ?? 0) + probs[k]! * (1 - pOther);
@@ -311,6 +316,21 @@ export function predictHead(head: HeadModel, embedding: ArrayLike<number>): Head
     head.labels.forEach((l, k) => {
       full[l] = probs[k]!;
     });
+  }
+  return full;
+}
+
+/**
+ * Run a head on one (already pipeline-processed) embedding. `views`: embeddings of test-time views of the same
+ * photo (its mirror for a `tta: 'mirror'` head); the answer is the mean of all views' probabilities, while the
+ * out-of-distribution check looks at the photo itself.
+ */
+export function predictHead(head: HeadModel, embedding: ArrayLike<number>, views: readonly ArrayLike<number>[] = []): HeadPrediction {
+  const unit = l2normalise(embedding);
+  const full = fullProbabilities(head, embedding);
+  if (views.length > 0) {
+    const each = views.map((v) => fullProbabilities(head, v));
+    for (const l of Object.keys(full)) full[l] = (full[l]! + each.reduce((s, p) => s + (p[l] ?? 0), 0)) / (1 + views.length);
   }
   let label = head.labels[0]!;
   let confidence = -1;
