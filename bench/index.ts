@@ -89,11 +89,11 @@ const backboneName = head.backbone as BackboneName;
 const images = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i) => benchImage(i)));
 
 // 1. Warm hype latency, end to end. Distinct images so no embedding cache hit; distinct callers so no cooldown.
-async function hypeLatency(eng: typeof engine, label: string, photos: readonly Buffer[] = images): Promise<{ p50: number; p95: number; runs: number }> {
-  say(`hype latency (${label}): ${runs} warm runs on ${tf.getBackend()}`);
+async function commandLatency(eng: typeof engine, label: string, photos: readonly Buffer[] = images, command: 'hype' | 'brand' = 'hype'): Promise<{ p50: number; p95: number; runs: number }> {
+  say(`${command} latency (${label}): ${runs} warm runs on ${tf.getBackend()}`);
   // Callers are per series: hype has a per-user cooldown, and with --quick the next series starts within it.
   const caller = (run: string): { id: string } => ({ id: `bench:${label}:${run}` });
-  const first = await eng.invoke('hype', { image: { kind: 'buffer', data: photos[0]! } }, { transport: 'cli', caller: caller('warmup') });
+  const first = await eng.invoke(command, { image: { kind: 'buffer', data: photos[0]! } }, { transport: 'cli', caller: caller('warmup') });
   if (!first.ok) throw first.error;
   const latencies: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -101,7 +101,7 @@ async function hypeLatency(eng: typeof engine, label: string, photos: readonly B
     // Vary the pixels of a copy so the content id differs (a cached embedding would flatter the number).
     const bytes = Buffer.from(await sharp(img).modulate({ brightness: 1 + (i + 1) * 0.001 }).jpeg({ quality: 90 }).toBuffer());
     const t0 = performance.now();
-    const r = await eng.invoke('hype', { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: caller(String(i)) });
+    const r = await eng.invoke(command, { image: { kind: 'buffer', data: bytes } }, { transport: 'cli', caller: caller(String(i)) });
     latencies.push(performance.now() - t0);
     if (!r.ok) throw r.error;
   }
@@ -110,10 +110,12 @@ async function hypeLatency(eng: typeof engine, label: string, photos: readonly B
   say(`  p50 ${out.p50} ms, p95 ${out.p95} ms`);
   return out;
 }
-const hypeLatencyMs = await hypeLatency(engine, `shipped model ${head.id}, ${backboneName}`);
+const hypeLatencyMs = await commandLatency(engine, `shipped model ${head.id}, ${backboneName}`);
 // The same on photos off a studio backdrop: + the shoe localiser's partial forward pass and GrabCut.
 const offStudioImages = await Promise.all(Array.from({ length: Math.max(runs, 8) }, (_, i) => benchImage(i, true)));
-const hypeLatencyMsOffStudio = await hypeLatency(engine, `shipped model, photos on a textured floor`, offStudioImages);
+const hypeLatencyMsOffStudio = await commandLatency(engine, `shipped model, photos on a textured floor`, offStudioImages);
+// The shipped brand head also answers from the photo's mirror (`tta: "mirror"`): one more forward pass.
+const brandLatencyMs = await commandLatency(engine, `shipped brand model (photo + mirror)`, images, 'brand');
 // The same pipeline on the other built-in backbone: a head of the shipped head's shape with random weights
 // (latency does not depend on the weights), so the table shows what each backbone costs per request.
 const hypeLatencyMsByBackbone: Record<string, { p50: number; p95: number; runs: number }> = { [backboneName]: hypeLatencyMs };
@@ -128,7 +130,7 @@ const otherBackbone: BackboneName = backboneName.startsWith('inception_v3') ? 'm
   writeFileSync(path.join(dir, 'hype.head.json'), JSON.stringify(h));
   const otherEngine = createEngine({ store: await openStore({ url: ':memory:' }) });
   await otherEngine.register(createVisionPlugin({ modelsDir: dir }));
-  hypeLatencyMsByBackbone[otherBackbone] = await hypeLatency(otherEngine, `same pipeline on ${otherBackbone}, random head weights`);
+  hypeLatencyMsByBackbone[otherBackbone] = await commandLatency(otherEngine, `same pipeline on ${otherBackbone}, random head weights`);
   await otherEngine.close();
 }
 
@@ -244,6 +246,7 @@ if (!args['no-webhooks']) {
 const result = {
   hypeLatencyMs,
   hypeLatencyMsOffStudio,
+  brandLatencyMs,
   hypeLatencyMsByBackbone,
   ...(webhooks ? { webhooks } : {}),
   embedImgPerSec,
@@ -263,6 +266,7 @@ else {
   console.log('');
   console.log(`hype latency (warm, end to end): p50 ${hypeLatencyMs.p50} ms, p95 ${hypeLatencyMs.p95} ms over ${runs} runs (shipped ${backboneName} heads)`);
   console.log(`  on a textured floor (shoe localiser + GrabCut): p50 ${hypeLatencyMsOffStudio.p50} ms, p95 ${hypeLatencyMsOffStudio.p95} ms`);
+  console.log(`brand latency (photo + its mirror view): p50 ${brandLatencyMs.p50} ms, p95 ${brandLatencyMs.p95} ms`);
   for (const [b, l] of Object.entries(hypeLatencyMsByBackbone)) if (b !== backboneName) console.log(`  same pipeline on ${b}: p50 ${l.p50} ms, p95 ${l.p95} ms`);
   for (const [k, v] of Object.entries(embedImgPerSec)) console.log(`embedding ${k.padEnd(24)} ${v.toFixed(1).padStart(8)} img/s`);
   if (headFitRowsPerSec) {
