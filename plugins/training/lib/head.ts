@@ -177,8 +177,8 @@ function initParams(s: Shapes, rng: Rng): Float32Array {
 /**
  * Why batched and transposed: the first layer is nearly all of the work (dim × units multiply-adds per row,
  * against units × k for the rest). Per row, the old loop streamed the whole kernel through the cache and stored
- * each partial sum back to a Float32Array; here a batch shares one pass over a transposed, double-precision copy
- * of the kernel, and every pre-activation and weight gradient is one contiguous dot product kept in registers.
+ * each partial sum back to a Float32Array; here a batch shares one pass over a transposed copy of the kernel, and
+ * every pre-activation and weight gradient is a contiguous dot product summed in double-precision registers.
  */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
   // Four accumulators so consecutive multiply-adds do not wait on each other.
@@ -202,7 +202,7 @@ function firstUnits(s: Shapes): number {
   return s.hidden > 0 ? s.hidden : s.k;
 }
 
-/** The first layer's kernel (row-major `[dim][units]` in `p`) transposed to `[units][dim]` in doubles. */
+/** The first layer's kernel (row-major `[dim][units]` in `p`) transposed to `[units][dim]`. */
 function transposeFirst(p: Float32Array, s: Shapes, out: Float32Array): void {
   const { dim } = s;
   const u = firstUnits(s);
@@ -212,74 +212,56 @@ function transposeFirst(p: Float32Array, s: Shapes, out: Float32Array): void {
   }
 }
 
+/**
+ * `c[a·bRows + b] = Σ_t A[a·aStride + t] · B[b·bStride + t]` for t < len: every output one dot product of a row of A
+ * with a row of B, four rows of B at a time so each value of A is loaded once for four multiply-adds. Both of the
+ * first layer's products take this shape: the forward (A = the batch's rows, B = the transposed kernel) and the
+ * kernel's gradient (A = the batch's columns, B = the output gradient's columns).
+ */
+function productABt(A: Float32Array, aStride: number, aRows: number, B: Float32Array, bStride: number, bRows: number, len: number, c: Float64Array): void {
+  for (let a = 0; a < aRows; a++) {
+    const ao = a * aStride;
+    const co = a * bRows;
+    let b = 0;
+    for (; b + 3 < bRows; b += 4) {
+      const b0 = b * bStride;
+      const b1 = b0 + bStride;
+      const b2 = b1 + bStride;
+      const b3 = b2 + bStride;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let t = 0; t < len; t++) {
+        const v = A[ao + t]!;
+        s0 += v * B[b0 + t]!;
+        s1 += v * B[b1 + t]!;
+        s2 += v * B[b2 + t]!;
+        s3 += v * B[b3 + t]!;
+      }
+      c[co + b] = s0;
+      c[co + b + 1] = s1;
+      c[co + b + 2] = s2;
+      c[co + b + 3] = s3;
+    }
+    for (; b < bRows; b++) c[co + b] = dot(A, ao, B, b * bStride, len);
+  }
+}
+
 /** Pre-activations of the first layer for `rows` rows of `x` (`[rows][dim]`): `z[r·units + j]`. */
 function firstLayer(p: Float32Array, s: Shapes, wT: Float32Array, x: Float32Array, rows: number, z: Float64Array): void {
   const { dim } = s;
   const u = firstUnits(s);
-  const biasOff = dim * u;
-  for (let r = 0; r < rows; r++) {
-    const xo = r * dim;
-    let j = 0;
-    // Four units at a time: each input value is loaded once for four multiply-adds.
-    for (; j + 3 < u; j += 4) {
-      const w0 = j * dim;
-      const w1 = w0 + dim;
-      const w2 = w1 + dim;
-      const w3 = w2 + dim;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let i = 0; i < dim; i++) {
-        const xi = x[xo + i]!;
-        s0 += xi * wT[w0 + i]!;
-        s1 += xi * wT[w1 + i]!;
-        s2 += xi * wT[w2 + i]!;
-        s3 += xi * wT[w3 + i]!;
-      }
-      z[r * u + j] = p[biasOff + j]! + s0;
-      z[r * u + j + 1] = p[biasOff + j + 1]! + s1;
-      z[r * u + j + 2] = p[biasOff + j + 2]! + s2;
-      z[r * u + j + 3] = p[biasOff + j + 3]! + s3;
-    }
-    for (; j < u; j++) z[r * u + j] = p[biasOff + j]! + dot(x, xo, wT, j * dim, dim);
-  }
+  productABt(x, dim, rows, wT, dim, u, dim, z);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < u; j++) z[r * u + j]! += p[dim * u + j]!;
 }
 
 /**
  * The first layer's kernel gradient: `grad[i·units + j] = Σ_r xT[i][r] · dT[j][r]` over the batch's `rows`
- * (both operands column-major with stride `stride`), four units at a time for the same reason as the forward.
+ * (both operands column-major with stride `stride`).
  */
 function firstGrad(s: Shapes, xT: Float32Array, dT: Float32Array, rows: number, stride: number, grad: Float64Array): void {
-  const { dim } = s;
-  const u = firstUnits(s);
-  for (let i = 0; i < dim; i++) {
-    const xo = i * stride;
-    const go = i * u;
-    let j = 0;
-    for (; j + 3 < u; j += 4) {
-      const d0 = j * stride;
-      const d1 = d0 + stride;
-      const d2 = d1 + stride;
-      const d3 = d2 + stride;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let r = 0; r < rows; r++) {
-        const xr = xT[xo + r]!;
-        s0 += xr * dT[d0 + r]!;
-        s1 += xr * dT[d1 + r]!;
-        s2 += xr * dT[d2 + r]!;
-        s3 += xr * dT[d3 + r]!;
-      }
-      grad[go + j] = s0;
-      grad[go + j + 1] = s1;
-      grad[go + j + 2] = s2;
-      grad[go + j + 3] = s3;
-    }
-    for (; j < u; j++) grad[go + j] = dot(xT, xo, dT, j * stride, rows);
-  }
+  productABt(xT, stride, s.dim, dT, stride, firstUnits(s), rows, grad);
 }
 
 /**
