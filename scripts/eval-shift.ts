@@ -31,6 +31,8 @@
  * serves with the upright step (engine/ml/preprocess `upright`: long axis level, sole down) while training as
  * without it (`@loc@up` for both). `@crops` (an experiment for pairs in frame) also scores the left and right 62 %
  * of the framed object and averages the three views' probabilities; `@cropsmax` keeps the most confident view.
+ * `@mirror` averages the probabilities of the served input and its mirror image (how a head with `tta: "mirror"`
+ * is served) and logs the same head's figures on the photo alone beside them.
  * `@s5` serves the mean of 5 fits from consecutive seeds (`trainHead`'s `seeds`: a linear head averages the weights,
  * an MLP lays the fits side by side);
  * `@ns` / `@nv` / `@nsv` fit the head with the within-class differences between sources / training views / both
@@ -57,7 +59,7 @@ import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, locatorFor, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
+import { embedAugmentedCopy, embedItems, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -119,14 +121,15 @@ function parsePipeline(name: string): {
   serveUpright: boolean;
   oracle: boolean;
   crops?: CropVote;
+  mirror: boolean;
   headSeeds: number;
   headSeedOffset: number;
   nuisance: readonly ('source' | 'view')[];
 } {
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
-    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && sv !== 'ns' && sv !== 'nv' && sv !== 'nsv' && !/^[so][1-9]\d?$/.test(sv)) {
-      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N), ns / nv / nsv (the head fitted with the within-class source / view / both differences projected out)`);
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && sv !== 'mirror' && sv !== 'ns' && sv !== 'nv' && sv !== 'nsv' && !/^[so][1-9]\d?$/.test(sv)) {
+      throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), mirror (average with the mirrored input, as a head with tta: mirror is served), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N), ns / nv / nsv (the head fitted with the within-class source / view / both differences projected out)`);
     }
   }
   const headSeeds = Number(serving.find((sv) => /^s\d/.test(sv))?.slice(1) ?? 1);
@@ -141,7 +144,7 @@ function parsePipeline(name: string): {
   if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
   const nu = serving.find((sv) => /^n[sv]+$/.test(sv)) ?? '';
   const nuisance = [...(nu.includes('s') ? ['source' as const] : []), ...(nu.includes('v') ? ['view' as const] : [])];
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), headSeeds, headSeedOffset, nuisance };
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), mirror: serving.includes('mirror'), headSeeds, headSeedOffset, nuisance };
 }
 
 /**
@@ -369,7 +372,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const xs = views.flat();
     const ys = views.flatMap(() => train.map((it) => it.row[task]!));
     const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
-    const { base, serveLocated, serveUpright, oracle, crops, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
+    const { base, serveLocated, serveUpright, oracle, crops, mirror, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
     const mlp = task === 'hype' || args['brand-head'] === 'mlp';
     // @ns / @nv: the rows' source, or which training view (plain, mirror, scene copy, …) they are.
     const nuisanceGroups = nuisance.map((kind) => views.flatMap((_, v) => train.map((it) => (kind === 'source' ? (it.row.source ?? '') : String(v)))));
@@ -382,7 +385,8 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
       let cropEmb = heldOut.get(`${serveKey}|${kind}|crops`);
-      if (!emb || (crops && !cropEmb)) {
+      let mirrorEmb = heldOut.get(`${serveKey}|${kind}|mirror`);
+      if (!emb || (crops && !cropEmb) || (mirror && !mirrorEmb)) {
         const inputs: Float32Array[] = [];
         const turned = kind !== 'clean' && parseKind(kind).turn !== undefined;
         const rotations: number[] = [];
@@ -405,10 +409,14 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
           cropEmb = await backbone.embedImages(sides, { batchSize: 16 });
           heldOut.set(`${serveKey}|${kind}|crops`, cropEmb);
         }
+        if (mirror) {
+          mirrorEmb = await backbone.embedImages(inputs.map((input) => mirrorInput(input, size)), { batchSize: 16 });
+          heldOut.set(`${serveKey}|${kind}|mirror`, mirrorEmb);
+        }
       }
       const truth = test.map((it) => it.row[task]!);
       const preds = emb.map((e, i) => {
-        const whole = predictHead(head, e);
+        const whole = predictHead(head, e, mirror ? [mirrorEmb![i]!] : []);
         if (!crops) return whole.label;
         const views = [whole, predictHead(head, cropEmb![2 * i]!), predictHead(head, cropEmb![2 * i + 1]!)];
         if (crops === 'max') return views.reduce((a, b) => (b.confidence > a.confidence ? b : a)).label;
@@ -417,6 +425,10 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         return Object.entries(mean).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
       });
       const rep = classificationReport(truth, preds, labelsOf(task));
+      if (mirror) {
+        const alone = classificationReport(truth, emb.map((e) => predictHead(head, e).label), labelsOf(task));
+        log(`${task} ${p} ${kind}: the same head on the photo alone: accuracy ${alone.accuracy.toFixed(3)}, macro-F1 ${alone.macroF1.toFixed(3)}`);
+      }
       const turns = stepTurns.get(`${serveKey}|${kind}`);
       if (args['turn-report'] && turns && serveUpright && !oracle) log(`${task} ${p} ${kind}: ${turnReport(turns, trueTurns.get(kind)!, truth, preds)}`);
       rows.push({ task, pipeline: p, kind, n: rep.n, accuracy: rep.accuracy, macroF1: rep.macroF1 });
