@@ -176,9 +176,9 @@ function initParams(s: Shapes, rng: Rng): Float32Array {
 
 /**
  * Why batched and transposed: the first layer is nearly all of the work (dim × units multiply-adds per row,
- * against units × k for the rest). Per row, the old loop streamed the whole kernel through the cache and stored
- * each partial sum back to a Float32Array; here a batch shares one pass over a transposed copy of the kernel, and
- * every pre-activation and weight gradient is a contiguous dot product summed in double-precision registers.
+ * against units × k for the rest). A loop per row would stream the whole kernel through the cache for every row
+ * and store each partial sum back to memory; here a batch shares one pass over a transposed copy of the kernel,
+ * and every pre-activation and weight gradient is a contiguous dot product summed in double-precision registers.
  */
 function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
   // Four accumulators so consecutive multiply-adds do not wait on each other.
@@ -449,8 +449,10 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
           for (let j = 0; j < s.hidden; j++) masks[mo + j] = rng.next() < keep ? 1 / keep : 0;
         }
       }
-      if (tf) {
-        const out = tf.tidy(() => tf.matMul(tf.tensor2d(xb.subarray(0, rows * dim), [rows, dim]), tf.tensor2d(p.subarray(0, dim * u1), [dim, u1])));
+      // On tfjs the batch is uploaded once for both products; it is disposed after the gradient's.
+      const xbTensor = tf?.tensor2d(xb.subarray(0, rows * dim), [rows, dim]);
+      if (tf && xbTensor) {
+        const out = tf.tidy(() => tf.matMul(xbTensor, tf.tensor2d(p.subarray(0, dim * u1), [dim, u1])));
         const zz = out.dataSync();
         out.dispose();
         for (let r = 0; r < rows; r++) for (let j = 0; j < u1; j++) z[r * u1 + j] = p[dim * u1 + j]! + zz[r * u1 + j]!;
@@ -487,8 +489,9 @@ export async function trainHead(options: TrainHeadOptions): Promise<TrainHeadRes
           }
         }
       }
-      if (tf) {
-        const out = tf.tidy(() => tf.matMul(tf.tensor2d(xb.subarray(0, rows * dim), [rows, dim]), tf.tensor2d(dzR.subarray(0, rows * u1), [rows, u1]), true, false));
+      if (tf && xbTensor) {
+        const out = tf.tidy(() => tf.matMul(xbTensor, tf.tensor2d(dzR.subarray(0, rows * u1), [rows, u1]), true, false));
+        xbTensor.dispose();
         const g = out.dataSync();
         out.dispose();
         for (let i = 0; i < dim * u1; i++) grad[i] = g[i]!;
