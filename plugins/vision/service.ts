@@ -352,12 +352,14 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
   async function testTimeViews(pic: Picture, backbone: Backbone, head: HeadModel, input?: Float32Array): Promise<Float32Array[]> {
     if (head.tta !== 'mirror' || head.features.flipAverage) return [];
     const store = options.store();
-    const variant = variantOf(head.features, true);
-    const key = prepKey(variant);
+    if (!input || !head.features.normalise) {
+      // embedItems reads and fills the same cache entry.
+      return embedItems(backbone, [{ sha256: pic.sha256, load: async () => pic.raw }], head.features, { mirror: true, ...(store ? { store } : {}) });
+    }
+    const key = prepKey(variantOf(head.features, true));
     const cached = await store?.embeddings.get(pic.sha256, backbone.name, key);
     if (cached) return [cached];
-    const mirrored = input && variant.normalise ? mirrorInput(input, backbone.inputSize) : (await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant))).input;
-    const [vector] = await backbone.embedImages([mirrored], { batchSize: 1 });
+    const [vector] = await backbone.embedImages([mirrorInput(input, backbone.inputSize)], { batchSize: 1 });
     await store?.embeddings.put(pic.sha256, backbone.name, key, vector!).catch(() => undefined);
     return [vector!];
   }
