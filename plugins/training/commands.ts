@@ -20,7 +20,7 @@ import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
 import type { Evaluation } from './lib/metrics.ts';
-import { nuisanceSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
+import { nuisanceSchema, ttaSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
 
@@ -66,6 +66,14 @@ async function curvesImage(ctx: CommandContext, modelId: number, name: string): 
   return record?.curvesPng ? [{ name, png: record.curvesPng, alt: `Training curves of model ${modelId}` }] : [];
 }
 
+/** The test-time view a version serves with, and what decided it, in words. */
+function ttaLine(result: TrainResult): string {
+  const t = result.tta;
+  const used = t.used === 'mirror' ? 'photo + mirror' : 'photo alone';
+  if (t.validation) return `${used} (validation macro-F1 ${pct(t.validation.mirror)} with the mirror, ${pct(t.validation.photo)} without)`;
+  return t.note ? `${used} (${t.note})` : used;
+}
+
 /** How many sources the run saw and what the source projection removed, in words. */
 function sourcesLine(result: TrainResult): string {
   const n = result.data.sources;
@@ -88,9 +96,10 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
       { name: 'Data', value: `${result.data.train} train / ${result.data.test} test`, inline: true },
       { name: 'Sources', value: sourcesLine(result), inline: true },
       { name: 'Views', value: result.views.length > 0 ? `photo + ${result.views.join(' + ')}` : 'photos only', inline: true },
+      { name: 'Answers with', value: ttaLine(result), inline: true },
     ],
     images,
-    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, ...extra },
+    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, tta: result.tta, ...extra },
     color: d.promote ? 0x16a34a : 0xca8a04,
   });
 }
@@ -109,6 +118,8 @@ const viewsOption = z
   .enum(['photos', 'mirror', 'scene', 'mirror+scene'])
   .default('mirror')
   .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
+
+const ttaOption = ttaSchema.describe('Answer from the photo and its mirror (mirror), the photo alone (none), or whichever scores better on validation photos (auto, default)');
 
 const nuisanceOption = nuisanceSchema.describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
@@ -129,6 +140,7 @@ export const trainCommand = defineCommand({
       wait: z.boolean().default(false).describe('Follow the job until it finishes'),
       nuisance: nuisanceOption,
       views: viewsOption,
+      tta: ttaOption,
       seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('Seed of the split and the weights (default 42): same data and seed, same model'),
     })
     .strict(),
@@ -146,6 +158,7 @@ export const trainCommand = defineCommand({
         ...(input.epochs !== undefined ? { epochs: input.epochs } : {}),
         nuisance: input.nuisance,
         views: [...VIEW_SETS[input.views]],
+        tta: input.tta,
         ...(input.seed !== undefined ? { seed: input.seed } : {}),
         conflictRule: conflictRule(),
         requestedBy: ctx.caller.id,
@@ -404,6 +417,7 @@ export const tuneCommand = defineCommand({
       wait: z.boolean().default(false).describe('Follow the search until it finishes'),
       nuisance: nuisanceOption,
       views: viewsOption,
+      tta: ttaOption,
     })
     .strict(),
   permissions: 'moderator',
@@ -419,7 +433,8 @@ export const tuneCommand = defineCommand({
       // Same seed for every trial: same split, same initialisation; only the hyperparameters differ.
       data: { ...common, tuneId, trial, params, seed: input.seed },
     }));
-    const parentData = { ...common, tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
+    // Trials score on validation photos alone; the view is chosen once, for the version the search trains.
+    const parentData = { ...common, tta: input.tta, tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
     let parent: JobInfo;
     if (typeof runner.enqueueFlow === 'function') {
       parent = (await runner.enqueueFlow({ name: 'training.tune', data: parentData, options: { ...enqueueOptions(ctx), jobId: tuneId }, children })).parent;

@@ -14,6 +14,7 @@ import {
   headParams,
   headParamsSchema,
   nuisanceSchema,
+  ttaSchema,
   prepareRun,
   runTrainingJob,
   trainJobSchema,
@@ -132,6 +133,7 @@ export const tuneJobSchema = z
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema,
     views: viewsSchema,
+    tta: ttaSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
   })
@@ -178,6 +180,7 @@ export const tuneJob = defineJob({
         ...(data.features ? { features: data.features } : {}),
         nuisance: data.nuisance,
         views: data.views,
+        tta: data.tta,
         requestedBy: data.requestedBy,
         ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
         // A search proposes; a moderator (or the next regular run) promotes.

@@ -6,6 +6,8 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import training from '../../plugins/training/index.ts';
 import { createVisionPlugin } from '../../plugins/vision/index.ts';
+import type { TrainResult } from '../../plugins/training/lib/pipeline.ts';
+import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 import type { Embedder } from '../../plugins/vision/service.ts';
 import { writeDataset } from '../vision/fixtures.ts';
 
@@ -13,10 +15,12 @@ import { writeDataset } from '../vision/fixtures.ts';
 // on generated shoes) makes the photos' and their views' embeddings; the training plugin adds the views' rows.
 const moderator = () => ({ transport: 'cli' as const, allowLocalPaths: true, caller: { id: 'mod-views', isModerator: true } });
 let engine: Engine;
+let photoFiles: string[] = [];
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'train-views-'));
-  const { manifest } = await writeDataset(path.join(dir, 'data'), 6);
+  const { manifest, files } = await writeDataset(path.join(dir, 'data'), 6);
+  photoFiles = files;
   engine = createEngine({ store: await openStore({ url: ':memory:' }) });
   await engine.register(createVisionPlugin({ modelsDir: path.join(dir, 'no-models') }));
   await engine.register(training);
@@ -54,4 +58,54 @@ describe('training views', () => {
     const embedder = engine.service<Embedder>('embedder')!;
     for (const view of ['mirror', 'scene'] as const) expect(await store.embeddings.count(embedder.backbone, embedder.viewPrepVersion(view))).toBeGreaterThan(0);
   }, 300_000);
+
+  it('GIVEN train --tta mirror THEN the version answers from photo + mirror: its test score, the gate and serving all use the mirror', async () => {
+    const store = engine.services.store;
+    const embedder = engine.service<Embedder>('embedder')!;
+    const r = await engine.invoke('train', { task: 'brand', dataset: 'shoes', epochs: 3, tta: 'mirror', wait: true }, moderator());
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as TrainResult;
+    expect(data.tta).toEqual({ mode: 'mirror', used: 'mirror' });
+    expect(r.reply.fields?.find((f) => f.name === 'Answers with')?.value).toBe('photo + mirror');
+    const version = (await store.models.get(data.model))!;
+    const head = parseHead(JSON.parse(Buffer.from(version.artifact).toString('utf8')), 'registry');
+    expect(head.tta).toBe('mirror');
+    expect(version.params).toMatchObject({ tta: { mode: 'mirror', used: 'mirror' } });
+    // Served through the vision plugin with its mirror: the answer averages the photo's and the mirror's.
+    const served = await engine.invoke('brand', { image: photoFiles[1]!, model: String(data.model) }, moderator());
+    if (!served.ok) throw served.error;
+    const sha = (served.reply.data as { imageSha: string }).imageSha;
+    const photo = (await store.embeddings.getMany([sha], embedder.backbone, embedder.prepVersion)).get(sha)!;
+    const mirror = (await store.embeddings.getMany([sha], embedder.backbone, embedder.viewPrepVersion('mirror'))).get(sha)!;
+    const expected = predictHead(head, photo, [mirror]).probabilities;
+    const got = (served.reply.data as { probabilities: Record<string, number> }).probabilities;
+    for (const label of Object.keys(expected)) expect(got[label]).toBeCloseTo(expected[label]!, 5);
+    expect(predictHead(head, photo).probabilities.jordan).not.toBeCloseTo(expected.jordan!, 5);
+    // The gate scores a mirror champion with its mirror: promoted, then judged again on the same split (same
+    // seed), it gets exactly its registered test score.
+    const promoted = await engine.invoke('models promote', { id: data.model }, moderator());
+    if (!promoted.ok) throw promoted.error;
+    const next = await engine.invoke('train', { task: 'brand', dataset: 'shoes', epochs: 3, tta: 'none', wait: true }, moderator());
+    if (!next.ok) throw next.error;
+    const nextData = next.reply.data as TrainResult;
+    expect(nextData.tta).toEqual({ mode: 'none', used: 'none' });
+    expect(nextData.decision.championId).toBe(data.model);
+    expect(nextData.decision.championMacroF1).toBe(data.metrics.macroF1);
+  }, 300_000);
+
+  it('GIVEN train --tta auto THEN the validation photos decide, with and without the mirror, and the reply says so', async () => {
+    const auto = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, wait: true }, moderator());
+    if (!auto.ok) throw auto.error;
+    const t = (auto.reply.data as TrainResult).tta;
+    expect(t.mode).toBe('auto');
+    expect(t.validation!.photo).toBeGreaterThanOrEqual(0);
+    expect(t.validation!.mirror).toBeLessThanOrEqual(1);
+    expect(t.used).toBe(t.validation!.mirror > t.validation!.photo ? 'mirror' : 'none');
+    expect(auto.reply.fields?.find((f) => f.name === 'Answers with')?.value).toMatch(/^photo (\+ mirror|alone) \(validation macro-F1 .* with the mirror, .* without\)$/);
+    // Without mirror training rows the mirror is out of distribution: auto keeps the photo alone, nothing compared.
+    const photos = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, views: 'photos', wait: true }, moderator());
+    if (!photos.ok) throw photos.error;
+    expect((photos.reply.data as TrainResult).tta).toEqual({ mode: 'auto', used: 'none' });
+  }, 300_000);
 });
+

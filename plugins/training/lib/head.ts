@@ -7,6 +7,7 @@
  * products run as blocked TypeScript loops, so a worker without any backend still trains
  * (`npm run bench`, headFitRowsPerSec: `community` and `communityTypescript`).
  */
+import { headModelSchema, headProbabilities } from '../../../engine/ml/head.ts';
 import { foldKernel, nuisanceDirections, projectOut } from '../../../engine/ml/nuisance.ts';
 import type { Tf } from '../../../engine/ml/runtime.ts';
 
@@ -72,6 +73,8 @@ export interface HeadArtifact {
   readonly ood: { readonly centroids: readonly (readonly number[])[]; readonly threshold: number };
   readonly temperature: number;
   readonly minConfidence: number;
+  /** Test-time view serving adds (the run's `tta` choice; see pipeline.ts); absent = the photo alone. */
+  readonly tta?: 'mirror';
   readonly seed: number;
   readonly createdAt: string;
   readonly meta: Record<string, unknown>;
@@ -756,10 +759,16 @@ function argmax(a: ArrayLike<number>): number {
 /** A loaded head, ready to classify embeddings. */
 export interface LoadedHead {
   readonly task: string;
+  /** The labels {@link LoadedHead.predict} answers, in its order: the head's, plus `other` for an open-set brand head without one. */
   readonly classes: readonly string[];
   readonly features: { readonly backbone: string; readonly prepVersion: string; readonly dim: number; readonly l2: boolean };
-  /** Class probabilities for one raw (unstandardised) embedding, in `classes` order. */
-  predict(embedding: Float32Array): number[];
+  /** The test-time view serving adds to each photo (`mirror`), or undefined for the photo alone. */
+  readonly tta: 'mirror' | undefined;
+  /**
+   * Class probabilities for one raw (unstandardised) embedding, in `classes` order, exactly as serving computes
+   * them (engine/ml/head.ts: open-set share included); `views` are the test-time views' embeddings.
+   */
+  predict(embedding: Float32Array, views?: readonly Float32Array[]): number[];
 }
 
 /**
@@ -767,41 +776,21 @@ export interface LoadedHead {
  * shipped defaults too), so the gate can evaluate whatever the champion is. Throws on anything else.
  */
 export function loadHead(artifact: Buffer | Uint8Array | HeadArtifact): LoadedHead {
-  const a = (artifact instanceof Uint8Array ? JSON.parse(Buffer.from(artifact).toString('utf8')) : artifact) as Partial<HeadArtifact>;
-  if (a.format !== 'solescope-head' || a.version !== 1) throw new Error(`not a solescope head artifact (format ${String(a.format)})`);
-  const mean = a.standardise?.mean ?? [];
-  const std = a.standardise?.std ?? [];
-  const layers = a.layers ?? [];
-  const labels = a.labels ?? [];
-  let inputs = mean.length;
-  for (const l of layers) {
-    if (l.inputs !== inputs || l.kernel.length !== l.inputs * l.units || l.bias.length !== l.units) throw new Error('head artifact layers do not match their shapes');
-    inputs = l.units;
-  }
-  if (layers.length === 0 || inputs !== labels.length || std.length !== mean.length) throw new Error('head artifact is incomplete');
-  const useL2 = a.features?.l2 === true;
-  const temperature = a.temperature ?? 1;
+  const raw = (artifact instanceof Uint8Array ? JSON.parse(Buffer.from(artifact).toString('utf8')) : artifact) as Partial<HeadArtifact>;
+  if (raw.format !== 'solescope-head' || raw.version !== 1) throw new Error(`not a solescope head artifact (format ${String(raw.format)})`);
+  const parsed = headModelSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`head artifact is incomplete or invalid (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  const head = parsed.data;
+  const classes = head.openSet && !head.labels.includes('other') ? [...head.labels, 'other'] : [...head.labels];
   return {
-    task: a.task ?? '',
-    classes: labels,
-    features: { backbone: a.backbone ?? '', prepVersion: a.prepVersion ?? '', dim: mean.length, l2: useL2 },
-    predict(embedding) {
-      if (embedding.length !== mean.length) throw new Error(`embedding has ${embedding.length} dims, the head expects ${mean.length}`);
-      const e = useL2 ? l2(embedding) : embedding;
-      let x: number[] = Array.from({ length: mean.length }, (_, i) => (e[i]! - mean[i]!) / std[i]!);
-      for (const l of layers) {
-        const out = l.bias.slice();
-        for (let i = 0; i < l.inputs; i++) {
-          const xi = x[i]!;
-          if (xi === 0) continue;
-          for (let j = 0; j < l.units; j++) out[j]! += xi * l.kernel[i * l.units + j]!;
-        }
-        x = l.activation === 'relu' ? out.map((v) => Math.max(0, v)) : out;
-      }
-      const max = Math.max(...x.map((v) => v / temperature));
-      const exps = x.map((v) => Math.exp(v / temperature - max));
-      const sum = exps.reduce((p, q) => p + q, 0);
-      return exps.map((v) => v / sum);
+    task: head.task,
+    classes,
+    features: { backbone: head.backbone, prepVersion: head.prepVersion, dim: head.standardise.mean.length, l2: head.features.l2 },
+    tta: head.tta,
+    predict(embedding, views = []) {
+      if (embedding.length !== head.standardise.mean.length) throw new Error(`embedding has ${embedding.length} dims, the head expects ${head.standardise.mean.length}`);
+      const p = headProbabilities(head, embedding, views);
+      return classes.map((c) => p[c] ?? 0);
     },
   };
 }

@@ -47,6 +47,27 @@ export const viewsSchema = z.array(z.enum(['mirror', 'scene'])).max(2).default([
 /** A training view. */
 export type TrainingView = z.output<typeof viewsSchema>[number];
 
+/**
+ * Test-time view of the trained head: `mirror` = serving also runs it on the photo's mirror image and averages
+ * the two answers (as the shipped brand head does); `none` = the photo alone; `auto` (default) = the mirror when
+ * the run trained with mirror views and the mirror raises macro-F1 on the validation split, else the photo alone.
+ */
+export const ttaSchema = z.enum(['auto', 'mirror', 'none']).default('auto');
+
+/** A run's test-time view mode. */
+export type TtaMode = z.output<typeof ttaSchema>;
+
+/** What a run decided about its test-time view. */
+export interface TtaChoice {
+  readonly mode: TtaMode;
+  /** What the version is served with. */
+  readonly used: 'mirror' | 'none';
+  /** Validation macro-F1 of the photo alone and of photo + mirror, when `auto` compared them. */
+  readonly validation?: { readonly photo: number; readonly mirror: number };
+  /** Why the mirror is not used although asked for (no embedder makes mirror views in this worker). */
+  readonly note?: string;
+}
+
 /** Where embeddings come from. */
 export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
 
@@ -64,6 +85,7 @@ export const trainJobSchema = z
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema,
     views: viewsSchema,
+    tta: ttaSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
     autoPromote: z.boolean().default(true),
@@ -89,6 +111,8 @@ export interface TrainResult {
   readonly nuisance: { readonly mode: NuisanceMode; readonly directions: number };
   /** The training views the run used (see {@link PreparedRun.views}). */
   readonly views: readonly TrainingView[];
+  /** The test-time view the version is served with, and why (see {@link ttaSchema}). */
+  readonly tta: TtaChoice;
 }
 
 /** Photos in the training split (its rows also hold their views). */
@@ -142,10 +166,21 @@ export interface PreparedRun {
   readonly snapshot: DataSnapshot;
   /** Training rows: the photos, then each view's rows (`items` repeats a photo's item for its views). */
   readonly train: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
-  readonly validation: { x: Float32Array[]; y: number[] };
-  readonly test: { x: Float32Array[]; y: number[]; items: LabelledItem[] };
+  readonly validation: EvalSplit;
+  readonly test: EvalSplit;
   /** The views whose rows the training split holds (asked for, and an embedder could make them). */
   readonly views: readonly TrainingView[];
+}
+
+/**
+ * A split a head is scored on: photos only. `mirror[i]` is photo i's mirror embedding once
+ * {@link withMirrorViews} has added them (a `tta: 'mirror'` head is scored with them, as it is served).
+ */
+export interface EvalSplit {
+  readonly x: Float32Array[];
+  readonly y: number[];
+  readonly items: LabelledItem[];
+  readonly mirror?: Float32Array[];
 }
 
 /**
@@ -162,25 +197,14 @@ async function addViews(
   ctx: JobContext,
 ): Promise<TrainingView[]> {
   if (views.length === 0) return [];
-  const sameSpace = embedder?.backbone === features.backbone && embedder.prepVersion === features.prepVersion;
-  if (!embedder?.viewPrepVersion || !embedder.embedViews || !sameSpace) {
+  if (!viewEmbedderOf(embedder, features)) {
     ctx.logger.warn('training views skipped: no embedder in this worker makes them for this feature space', { views, features });
     return [];
   }
   const photos = [...train.items];
   const labels = [...train.y];
   for (const view of views) {
-    const key = embedder.viewPrepVersion(view);
-    const vectors = new Map<string, Float32Array>();
-    for (let i = 0; i < photos.length; i += 1000) {
-      for (const [k, v] of await store.embeddings.getMany(photos.slice(i, i + 1000).map((p) => p.sha), features.backbone, key)) vectors.set(k, v);
-    }
-    const missing = photos.map((p) => p.sha).filter((sha) => !vectors.has(sha));
-    for (let i = 0; i < missing.length; i += 64) {
-      if (ctx.signal.aborted) throw new EngineError('CONFLICT', 'The job was cancelled.');
-      for (const [k, v] of await embedder.embedViews(missing.slice(i, i + 64), view, ctx.signal)) vectors.set(k, v);
-      await ctx.progress({ stage: `embedding ${view} views`, fraction: 0.1, message: `${Math.min(i + 64, missing.length)}/${missing.length}` });
-    }
+    const vectors = await viewVectors(store, photos.map((p) => p.sha), view, features.backbone, embedder as ViewEmbedder, ctx);
     photos.forEach((p, r) => {
       const v = vectors.get(p.sha);
       if (!v) return;
@@ -190,6 +214,49 @@ async function addViews(
     });
   }
   return [...views];
+}
+
+/** An embedder that makes training views. */
+type ViewEmbedder = Embedder & Required<Pick<Embedder, 'viewPrepVersion' | 'embedViews'>>;
+
+function viewEmbedderOf(embedder: Embedder | undefined, features: { backbone: string; prepVersion: string }): ViewEmbedder | undefined {
+  const sameSpace = embedder?.backbone === features.backbone && embedder.prepVersion === features.prepVersion;
+  return sameSpace && embedder.viewPrepVersion && embedder.embedViews ? (embedder as ViewEmbedder) : undefined;
+}
+
+/** A view's embeddings of stored images: cached ones from the store, the rest made by the embedder (which caches them). */
+async function viewVectors(store: Store, shas: readonly string[], view: TrainingView, backbone: string, embedder: ViewEmbedder, ctx: JobContext): Promise<Map<string, Float32Array>> {
+  const key = embedder.viewPrepVersion(view);
+  const vectors = new Map<string, Float32Array>();
+  for (let i = 0; i < shas.length; i += 1000) {
+    for (const [k, v] of await store.embeddings.getMany(shas.slice(i, i + 1000), backbone, key)) vectors.set(k, v);
+  }
+  const missing = shas.filter((sha) => !vectors.has(sha));
+  for (let i = 0; i < missing.length; i += 64) {
+    if (ctx.signal.aborted) throw new EngineError('CONFLICT', 'The job was cancelled.');
+    for (const [k, v] of await embedder.embedViews(missing.slice(i, i + 64), view, ctx.signal)) vectors.set(k, v);
+    await ctx.progress({ stage: `embedding ${view} views`, fraction: 0.1, message: `${Math.min(i + 64, missing.length)}/${missing.length}` });
+  }
+  return vectors;
+}
+
+/**
+ * The run with the mirror embeddings of its validation and test photos, so heads served with the mirror view
+ * are scored as they answer; undefined when no embedder in this worker makes mirror views of the run's features.
+ */
+export async function withMirrorViews(store: Store, run: PreparedRun, ctx: JobContext): Promise<PreparedRun | undefined> {
+  if (run.test.mirror && run.validation.mirror) return run;
+  const embedder = viewEmbedderOf(embedderOf(ctx), run.features);
+  if (!embedder) return undefined;
+  const shas = [...new Set([...run.validation.items, ...run.test.items].map((i) => i.sha))];
+  const vectors = await viewVectors(store, shas, 'mirror', run.features.backbone, embedder, ctx);
+  const mirrored = (split: EvalSplit): EvalSplit | undefined => {
+    const mirror = split.items.map((i) => vectors.get(i.sha));
+    return mirror.every((m) => m !== undefined) ? { ...split, mirror: mirror as Float32Array[] } : undefined;
+  };
+  const validation = mirrored(run.validation);
+  const test = mirrored(run.test);
+  return validation && test ? { ...run, validation, test } : undefined;
 }
 
 /** Collect, split and embed. Used by training runs and tuning trials alike. */
@@ -255,28 +322,36 @@ export async function prepareRun(
   if (train.x.length === 0 || test.x.length === 0) {
     throw new EngineError('BAD_INPUT', `The group-aware split left ${train.x.length} training and ${test.x.length} test images; add more distinct shoes.`);
   }
-  return { classes, features, snapshot, train, validation: { x: validation.x, y: validation.y }, test, views };
+  return { classes, features, snapshot, train, validation, test, views };
 }
 
-/** Evaluate a head artifact on prepared test data; undefined when the artifact is not comparable. */
-export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun): Evaluation | undefined {
+/**
+ * Evaluate a head artifact on a prepared split (default: the test split) as serving answers with it: open-set
+ * share and, for a `tta: 'mirror'` head, the mirror view (which the split must hold: {@link withMirrorViews}).
+ * `tta` overrides the artifact's own view (the `auto` choice compares both). Undefined when not comparable.
+ */
+export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun, split: 'test' | 'validation' = 'test', tta?: 'mirror' | 'none'): Evaluation | undefined {
   let head;
   try {
     head = loadHead(artifact);
   } catch {
     return undefined;
   }
-  const dim = run.test.x[0]?.length ?? 0;
+  const data = run[split];
+  const dim = data.x[0]?.length ?? 0;
   // Only a head reading the same features can be judged on this split (an l2 head normalises them itself).
   if (head.features.backbone !== run.features.backbone || head.features.prepVersion !== run.features.prepVersion || head.features.dim !== dim) return undefined;
-  if (head.classes.join() !== run.classes.join()) return undefined;
-  const pred = run.test.x.map((x) => {
-    const p = head.predict(x);
+  // Same label set (in any order: the answer is matched by label).
+  if (head.classes.length !== run.classes.length || !run.classes.every((c) => head.classes.includes(c))) return undefined;
+  const mirror = (tta ?? head.tta ?? 'none') === 'mirror';
+  if (mirror && !data.mirror) return undefined;
+  const pred = data.x.map((x, r) => {
+    const p = head.predict(x, mirror ? [data.mirror![r]!] : []);
     let best = 0;
     for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-    return run.classes[best]!;
+    return head.classes[best]!;
   });
-  return evaluate(run.test.y.map((y) => run.classes[y]!), pred, run.classes);
+  return evaluate(data.y.map((y) => run.classes[y]!), pred, run.classes);
 }
 
 /**
@@ -362,13 +437,52 @@ async function shippedDefault(ctx: JobContext, task: string): Promise<Buffer | u
   }
 }
 
+/** The test-time view an artifact is served with. */
+function ttaOf(artifact: Uint8Array | undefined): 'mirror' | 'none' {
+  try {
+    return loadHead(artifact ?? new Uint8Array()).tta ?? 'none';
+  } catch {
+    return 'none';
+  }
+}
+
+/**
+ * Decide the candidate's test-time view (see {@link ttaSchema}) and write it into the artifact. Returns the run
+ * with its mirror views when they were made, so the test split scores the version as it will answer.
+ */
+async function chooseTta(
+  artifact: Buffer,
+  run: PreparedRun,
+  mode: TtaMode,
+  ctx: JobContext,
+): Promise<{ artifact: Buffer; run: PreparedRun; tta: TtaChoice }> {
+  if (mode === 'none' || (mode === 'auto' && !run.views.includes('mirror'))) return { artifact, run, tta: { mode, used: 'none' } };
+  const mirrored = await withMirrorViews(ctx.services.store, run, ctx);
+  if (!mirrored) {
+    ctx.logger.warn('test-time mirror view skipped: no embedder in this worker makes mirror views for this feature space', { features: run.features });
+    return { artifact, run, tta: { mode, used: 'none', note: 'no embedder in this worker makes mirror views of these features' } };
+  }
+  let validation: { photo: number; mirror: number } | undefined;
+  if (mode === 'auto') {
+    const photo = evaluateArtifact(artifact, mirrored, 'validation', 'none');
+    const mirror = evaluateArtifact(artifact, mirrored, 'validation', 'mirror');
+    if (!photo || !mirror) return { artifact, run: mirrored, tta: { mode, used: 'none', note: 'no validation photos to compare on' } };
+    validation = { photo: photo.macroF1, mirror: mirror.macroF1 };
+    // A tie keeps the photo alone: the mirror costs a second backbone pass on every answer.
+    if (!(mirror.macroF1 > photo.macroF1)) return { artifact, run: mirrored, tta: { mode, used: 'none', validation } };
+  }
+  const json = JSON.parse(artifact.toString('utf8')) as { meta?: Record<string, unknown> };
+  const served = { ...json, tta: 'mirror', meta: { ...json.meta, tta: { mode, ...(validation ? { validation } : {}) } } };
+  return { artifact: Buffer.from(JSON.stringify(served)), run: mirrored, tta: { mode, used: 'mirror', ...(validation ? { validation } : {}) } };
+}
+
 /** The whole training job. */
 export async function runTrainingJob(data: TrainJobData, ctx: JobContext, registry: ModelRegistry): Promise<TrainResult> {
   const store = ctx.services.store;
   if (data.task === 'gan') {
     throw new EngineError('MODEL_MISSING', 'GAN training runs in the generative plugin (`generate --train`); no GAN trainer is loaded in this worker.');
   }
-  const run = await prepareRun(store, data, ctx);
+  let run = await prepareRun(store, data, ctx);
   const params = headParams(data.params);
   const envGate = gateFromEnv();
   const gate: GateConfig = { margin: data.gate?.margin ?? envGate.margin, maxRecallDrop: data.gate?.maxRecallDrop ?? envGate.maxRecallDrop };
@@ -377,24 +491,29 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   let metrics: Evaluation;
   let resumedFromEpoch = 0;
   let artifact: Uint8Array | undefined;
+  let tta: TtaChoice;
   if (existing !== undefined) {
     // An earlier attempt registered the version and died before finishing: reuse it, don't duplicate.
     ctx.logger.info('version already registered by an earlier attempt', { model: existing });
     modelId = existing;
     const record = await store.models.get(existing);
     artifact = record?.artifact;
+    tta = (record?.params.tta as TtaChoice | undefined) ?? { mode: data.tta, used: ttaOf(artifact) };
+    if (tta.used === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
     metrics = (record?.metrics.test as Evaluation | undefined) ?? (evaluateArtifact(record?.artifact ?? Buffer.alloc(0), run) as Evaluation);
   } else {
     const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 0.9 });
     resumedFromEpoch = trained.resumedFromEpoch;
-    artifact = trained.artifact;
     await ctx.progress({ stage: 'evaluating', fraction: 0.92 });
-    metrics = evaluateArtifact(trained.artifact, run)!;
+    const chosen = await chooseTta(trained.artifact, run, data.tta, ctx);
+    ({ run, tta } = chosen);
+    artifact = chosen.artifact;
+    metrics = evaluateArtifact(chosen.artifact, run)!;
     const version = await store.models.create({
       task: data.task,
-      artifact: trained.artifact,
+      artifact: chosen.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
-      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(trained.artifact), views: [...run.views], jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(chosen.artifact), views: [...run.views], tta: JSON.parse(JSON.stringify(tta)) as Record<string, unknown>, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
       dataSnapshot: { ...run.snapshot, split: { train: trainPhotos(run), trainRows: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
@@ -406,16 +525,21 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   // Gate: champion evaluated NOW on this run's test split (not its own old numbers).
   const championId = await registry.champion(data.task);
   let champion: { id: number; evaluation: Evaluation } | null | undefined;
+  // The champion is scored as it answers users: with its own test-time view (the shipped brand head's mirror).
+  const scored = async (bytes: Uint8Array): Promise<Evaluation | undefined> => {
+    if (ttaOf(bytes) === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
+    return evaluateArtifact(bytes, run);
+  };
   if (championId === modelId) champion = undefined;
   else if (championId === undefined) {
     // No registry champion yet: users are served the shipped default head, so that is what to beat
     // (id 0 in the decision) when it reads the same features.
     const shipped = await shippedDefault(ctx, data.task);
-    const evaluation = shipped ? evaluateArtifact(shipped, run) : undefined;
+    const evaluation = shipped ? await scored(shipped) : undefined;
     champion = evaluation ? { id: 0, evaluation } : undefined;
   } else {
     const record = await store.models.get(championId);
-    const evaluation = record ? evaluateArtifact(record.artifact, run) : undefined;
+    const evaluation = record ? await scored(record.artifact) : undefined;
     champion = evaluation ? { id: championId, evaluation } : null;
   }
   let decision = championId === modelId ? { ...decide(metrics, undefined, gate), outcome: 'promoted' as const, reason: 'This version is already the champion.' } : decide(metrics, champion, gate, championId);
@@ -443,5 +567,6 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     data: { n: run.snapshot.n, train: trainPhotos(run), test: run.test.x.length, digest: run.snapshot.digest, sources: new Set(run.train.items.map((i) => i.group)).size },
     nuisance: { mode: data.nuisance, directions: directionsOf(artifact) },
     views: run.views,
+    tta,
   };
 }

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { loadHead } from '../../plugins/training/lib/head.ts';
+import { evaluateArtifact, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
+import type { DataSnapshot, LabelledItem } from '../../plugins/training/lib/data.ts';
+import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
+
+// A hand-built hype head on 3-d embeddings: dimension 0 votes hyped (+) or not_hyped (−).
+function hypeHead(tta?: 'mirror'): Uint8Array {
+  const head = {
+    format: 'solescope-head',
+    version: 1,
+    id: 'hand-built',
+    task: 'hype',
+    labels: ['hyped', 'not_hyped'],
+    backbone: 'synthetic',
+    prepVersion: 'test',
+    features: { trim: false, flipAverage: false, l2: false },
+    standardise: { mean: [0, 0, 0], std: [1, 1, 1] },
+    layers: [{ inputs: 3, units: 2, kernel: [1, -1, 0, 0, 0, 0], bias: [0, 0], activation: 'linear' }],
+    ood: { centroids: [[1, 0, 0]], threshold: 2 },
+    seed: 1,
+    createdAt: '2026-12-06T00:00:00.000Z',
+    ...(tta ? { tta } : {}),
+  };
+  return Buffer.from(JSON.stringify(head));
+}
+
+// Eight hyped photos. Their photos lean slightly the wrong way in the first four, their mirrors clearly the right
+// way: the photo alone gets 4 of 8 right, photo + mirror all 8.
+const item = (i: number): LabelledItem => ({ sha: `s${i}`, name: `shoe ${i}`, label: 'hyped', origin: 'import', group: 'test' });
+const items = Array.from({ length: 8 }, (_, i) => item(i));
+const photos = items.map((_, i) => Float32Array.from([i < 4 ? -0.2 : 1, 0, 0]));
+const mirrors = items.map(() => Float32Array.from([2, 0, 0]));
+const split = { x: photos, y: items.map(() => 0), items };
+const run = (withMirror: boolean): PreparedRun => ({
+  classes: ['hyped', 'not_hyped'],
+  features: { backbone: 'synthetic', prepVersion: 'test' },
+  snapshot: {} as DataSnapshot,
+  train: { x: [], y: [], items: [] },
+  validation: withMirror ? { ...split, mirror: mirrors } : split,
+  test: withMirror ? { ...split, mirror: mirrors } : split,
+  views: ['mirror'],
+});
+
+describe('scoring a head as it is served (test-time views)', () => {
+  it('GIVEN a tta:mirror head THEN the split is scored from photo + mirror; a plain head from the photo alone', () => {
+    expect(evaluateArtifact(hypeHead(), run(true))!.accuracy).toBe(0.5);
+    expect(evaluateArtifact(hypeHead('mirror'), run(true))!.accuracy).toBe(1);
+    expect(evaluateArtifact(hypeHead('mirror'), run(true), 'validation')!.accuracy).toBe(1);
+    // The auto choice compares both ways on the same weights.
+    expect(evaluateArtifact(hypeHead('mirror'), run(true), 'validation', 'none')!.accuracy).toBe(0.5);
+    expect(evaluateArtifact(hypeHead(), run(true), 'validation', 'mirror')!.accuracy).toBe(1);
+  });
+
+  it('GIVEN a tta:mirror head and a split without mirror embeddings THEN it is not comparable (never scored photo-only)', () => {
+    expect(evaluateArtifact(hypeHead('mirror'), run(false))).toBeUndefined();
+    expect(evaluateArtifact(hypeHead(), run(false))!.accuracy).toBe(0.5);
+  });
+
+  it('GIVEN an open-set brand head with a mirror view THEN the gate\'s loadHead predicts exactly what serving answers', () => {
+    // Labels without `other`: the open-set share is the only `other` (as in brand heads trained on the manifest alone).
+    const brand = {
+      format: 'solescope-head',
+      version: 1,
+      id: 'open-set',
+      task: 'brand',
+      labels: ['jordan', 'nike', 'adidas'],
+      backbone: 'synthetic',
+      prepVersion: 'test',
+      features: { trim: false, flipAverage: false, l2: true },
+      standardise: { mean: [0, 0, 0], std: [1, 1, 1] },
+      layers: [{ inputs: 3, units: 3, kernel: [3, 0, 0, 0, 3, 0, 0, 0, 3], bias: [0, 0, 0], activation: 'linear' }],
+      openSet: { centroids: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], radius: [0.1, 0.1, 0.1], spread: [0.05, 0.05, 0.05] },
+      ood: { centroids: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], threshold: 0.5 },
+      tta: 'mirror',
+      seed: 1,
+      createdAt: '2026-12-06T00:00:00.000Z',
+    };
+    const gate = loadHead(brand as never);
+    expect(gate.classes).toEqual(['jordan', 'nike', 'adidas', 'other']);
+    expect(gate.tta).toBe('mirror');
+    const served = parseHead(brand, 'test');
+    for (const [photo, mirror] of [
+      [[1, 0.05, 0], [0.9, 0.1, 0.1]],
+      [[0.6, 0.6, 0.2], [0.2, 1, 0]],
+      [[0.3, 0.3, 0.9], [0.4, 0.4, 0.8]],
+    ] as const) {
+      const p = Float32Array.from(photo);
+      const m = Float32Array.from(mirror);
+      const answer = predictHead(served, p, [m]).probabilities;
+      expect(gate.predict(p, [m])).toEqual(gate.classes.map((c) => answer[c]));
+      // The open-set share is real here (the second photo lies beyond every radius).
+      expect(gate.predict(p, [m])[3]).toBe(answer.other);
+    }
+    expect(gate.predict(Float32Array.from([0.6, 0.6, 0.2]))[3]).toBeGreaterThan(0.5);
+  });
+});
