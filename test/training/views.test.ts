@@ -14,6 +14,8 @@ import { writeDataset } from '../vision/fixtures.ts';
 // The whole path of a training run with views, in one process: the vision plugin's real embedder (InceptionV3-m7
 // on generated shoes) makes the photos' and their views' embeddings; the training plugin adds the views' rows.
 const moderator = () => ({ transport: 'cli' as const, allowLocalPaths: true, caller: { id: 'mod-views', isModerator: true } });
+// What `train --wait` replies with (the job's result, less the data counts).
+type TrainReply = Pick<TrainResult, 'model' | 'decision' | 'metrics' | 'tta'>;
 let engine: Engine;
 let photoFiles: string[] = [];
 
@@ -64,7 +66,7 @@ describe('training views', () => {
     const embedder = engine.service<Embedder>('embedder')!;
     const r = await engine.invoke('train', { task: 'brand', dataset: 'shoes', epochs: 3, tta: 'mirror', wait: true }, moderator());
     if (!r.ok) throw r.error;
-    const data = r.reply.data as TrainResult;
+    const data = r.reply.data as unknown as TrainReply;
     expect(data.tta).toEqual({ mode: 'mirror', used: 'mirror' });
     expect(r.reply.fields?.find((f) => f.name === 'Answers with')?.value).toBe('photo + mirror');
     const version = (await store.models.get(data.model))!;
@@ -87,7 +89,7 @@ describe('training views', () => {
     if (!promoted.ok) throw promoted.error;
     const next = await engine.invoke('train', { task: 'brand', dataset: 'shoes', epochs: 3, tta: 'none', wait: true }, moderator());
     if (!next.ok) throw next.error;
-    const nextData = next.reply.data as TrainResult;
+    const nextData = next.reply.data as unknown as TrainReply;
     expect(nextData.tta).toEqual({ mode: 'none', used: 'none' });
     expect(nextData.decision.championId).toBe(data.model);
     expect(nextData.decision.championMacroF1).toBe(data.metrics.macroF1);
@@ -96,7 +98,7 @@ describe('training views', () => {
   it('GIVEN train --tta auto THEN the validation photos decide, with and without the mirror, and the reply says so', async () => {
     const auto = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, wait: true }, moderator());
     if (!auto.ok) throw auto.error;
-    const t = (auto.reply.data as TrainResult).tta;
+    const t = (auto.reply.data as unknown as TrainReply).tta;
     expect(t.mode).toBe('auto');
     expect(t.validation!.photo).toBeGreaterThanOrEqual(0);
     expect(t.validation!.mirror).toBeLessThanOrEqual(1);
@@ -105,7 +107,7 @@ describe('training views', () => {
     // Without mirror training rows the mirror is out of distribution: auto keeps the photo alone, nothing compared.
     const photos = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, views: 'photos', wait: true }, moderator());
     if (!photos.ok) throw photos.error;
-    expect((photos.reply.data as TrainResult).tta).toEqual({ mode: 'auto', used: 'none' });
+    expect((photos.reply.data as unknown as TrainReply).tta).toEqual({ mode: 'auto', used: 'none' });
   }, 300_000);
 });
 

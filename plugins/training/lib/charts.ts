@@ -193,6 +193,11 @@ export function modelCardPng(card: ModelCard): Buffer {
       .map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
       .join(' ');
     wrap(ctx, `params: ${p}`, 20, y, 440, 17).forEach(() => (y += 17));
+    // Views and the test-time view are objects, left out above; they decide how the model sees a photo.
+    const views = Array.isArray(card.params.views) ? card.params.views.map(String) : undefined;
+    if (views) line(`training views: photo${views.map((v) => ` + ${v}`).join('')}`);
+    const tta = card.params.tta as { used?: unknown } | undefined;
+    if (tta && typeof tta === 'object') line(`answers with: ${tta.used === 'mirror' ? 'photo + mirror' : 'photo alone'}`);
   }
   y += 8;
   if (card.decision) {
