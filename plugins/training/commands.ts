@@ -119,7 +119,7 @@ const viewsOption = z
   .default('mirror')
   .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
 
-const ttaOption = ttaSchema.describe('Answer from the photo and its mirror (mirror), the photo alone (none), or whichever scores better on validation photos (auto, default)');
+const ttaOption = ttaSchema.describe('Answer from the photo and its mirror (mirror; brand default), the photo alone (none), or whichever scores better on validation photos (auto; hype default)');
 
 const nuisanceOption = nuisanceSchema.describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
@@ -158,7 +158,7 @@ export const trainCommand = defineCommand({
         ...(input.epochs !== undefined ? { epochs: input.epochs } : {}),
         nuisance: input.nuisance,
         views: [...VIEW_SETS[input.views]],
-        tta: input.tta,
+        ...(input.tta !== undefined ? { tta: input.tta } : {}),
         ...(input.seed !== undefined ? { seed: input.seed } : {}),
         conflictRule: conflictRule(),
         requestedBy: ctx.caller.id,
@@ -434,7 +434,7 @@ export const tuneCommand = defineCommand({
       data: { ...common, tuneId, trial, params, seed: input.seed },
     }));
     // Trials score on validation photos alone; the view is chosen once, for the version the search trains.
-    const parentData = { ...common, tta: input.tta, tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
+    const parentData = { ...common, ...(input.tta !== undefined ? { tta: input.tta } : {}), tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
     let parent: JobInfo;
     if (typeof runner.enqueueFlow === 'function') {
       parent = (await runner.enqueueFlow({ name: 'training.tune', data: parentData, options: { ...enqueueOptions(ctx), jobId: tuneId }, children })).parent;

@@ -180,7 +180,7 @@ export const tuneJob = defineJob({
         ...(data.features ? { features: data.features } : {}),
         nuisance: data.nuisance,
         views: data.views,
-        tta: data.tta,
+        ...(data.tta !== undefined ? { tta: data.tta } : {}),
         requestedBy: data.requestedBy,
         ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
         // A search proposes; a moderator (or the next regular run) promotes.

@@ -42,6 +42,8 @@ describe('training views', () => {
     if (!r.ok) throw r.error;
     const data = r.reply.data as { model: number; views: string[] };
     expect(data.views).toEqual(['mirror', 'scene']);
+    // Brand answers from the photo and its mirror unless told otherwise (defaultTta).
+    expect((r.reply.data as unknown as TrainReply).tta).toEqual({ mode: 'mirror', used: 'mirror' });
     expect(r.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photo + mirror + scene');
     expect(photosOnly.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photos only');
     // Same seed, same split: three rows per training photo where the photos-only run had one.
@@ -95,7 +97,7 @@ describe('training views', () => {
     expect(nextData.decision.championMacroF1).toBe(data.metrics.macroF1);
   }, 300_000);
 
-  it('GIVEN train --tta auto THEN the validation photos decide, with and without the mirror, and the reply says so', async () => {
+  it('GIVEN hype (auto by default) THEN the validation photos decide, with and without the mirror, and the reply says so', async () => {
     const auto = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, wait: true }, moderator());
     if (!auto.ok) throw auto.error;
     const t = (auto.reply.data as unknown as TrainReply).tta;
