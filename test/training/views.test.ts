@@ -42,8 +42,10 @@ describe('training views', () => {
     if (!r.ok) throw r.error;
     const data = r.reply.data as { model: number; views: string[] };
     expect(data.views).toEqual(['mirror', 'scene']);
-    // Brand answers from the photo and its mirror unless told otherwise (defaultTta).
+    // Brand trained with mirror views answers from the photo and its mirror unless told otherwise (defaultTta); a
+    // brand head that never saw a mirrored photo is not asked about one (auto, which compares only after mirror training).
     expect((r.reply.data as unknown as TrainReply).tta).toEqual({ mode: 'mirror', used: 'mirror' });
+    expect((photosOnly.reply.data as unknown as TrainReply).tta).toEqual({ mode: 'auto', used: 'none' });
     expect(r.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photo + mirror + scene');
     expect(photosOnly.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photos only');
     // Same seed, same split: three rows per training photo where the photos-only run had one.
