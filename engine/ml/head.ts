@@ -197,7 +197,7 @@ function openSetOther(head: HeadModel, unit: Float32Array, probs: readonly numbe
   return Math.min(1, Math.max(0, pOther));
 }
 
-
+/** One view's probabilities over the task's full label set (brand: with the open-set share in `other`). */
 function oneView(head: HeadModel, embedding: ArrayLike<number>): Record<string, number> {
   const probs = softmax(denseForward(head.layers, headInput(head, embedding)), head.temperature);
   const full: Record<string, number> = {};
