@@ -119,7 +119,7 @@ const viewsOption = z
   .default('mirror')
   .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
 
-const ttaOption = ttaSchema.describe('Answer from the photo and its mirror (mirror; default for brand with mirror views), the photo alone (none), or whichever scores better on validation photos (auto; default otherwise)');
+const ttaOption = ttaSchema.describe('mirror: answer from photo + mirror (brand default); none: photo alone; auto: validation picks');
 
 const nuisanceOption = nuisanceSchema.describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
