@@ -78,6 +78,8 @@ describe('train / models commands over BullMQ', () => {
     expect(r.reply.data).toMatchObject({ views: [] });
     expect(r.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photos only');
     expect(r.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe('1; nothing to project');
+    // No mirror rows, so brand's default test-time view falls back to auto, which has nothing to compare.
+    expect(r.reply.data).toMatchObject({ tta: { mode: 'auto', used: 'none' } });
     expect(version?.createdBy).toBe('mod-1');
     expect(version?.dataSnapshot).toMatchObject({ task: 'brand', datasets: ['dev'], n: 120 });
 
@@ -101,6 +103,16 @@ describe('train / models commands over BullMQ', () => {
     if (!info.ok) throw info.error;
     expect(info.reply.images?.map((i) => i.name)).toEqual([`model-${data.model}-card.png`, `model-${data.model}-curves.png`]);
   }, 240_000);
+
+  it('GIVEN train --tta mirror on a worker that cannot make mirror views THEN the version answers from the photo and the reply says why', async () => {
+    const r = await engine.invoke('train', { task: 'brand', dataset: 'dev', epochs: 5, tta: 'mirror', wait: true }, { transport: 'test', caller: moderator });
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as { model: number; tta: unknown };
+    expect(data.tta).toEqual({ mode: 'mirror', used: 'none', note: 'this worker could not make mirror views of the validation and test photos' });
+    expect(r.reply.fields?.find((f) => f.name === 'Answers with')?.value).toBe('photo alone (this worker could not make mirror views of the validation and test photos)');
+    const version = await engine.services.store.models.get(data.model);
+    expect(JSON.parse(Buffer.from(version!.artifact).toString('utf8')).tta).toBeUndefined();
+  });
 
   it('GIVEN no labelled data for the dataset THEN the job fails as BAD_INPUT without retries', async () => {
     const r = await engine.invoke('train', { task: 'hype', epochs: 2, wait: true }, { transport: 'test', caller: moderator });

@@ -254,7 +254,8 @@ async function viewVectors(store: Store, shas: readonly string[], view: Training
 
 /**
  * The run with the mirror embeddings of its validation and test photos, so heads served with the mirror view
- * are scored as they answer; undefined when no embedder in this worker makes mirror views of the run's features.
+ * are scored as they answer; undefined when no embedder in this worker makes mirror views of the run's features, or
+ * it could not make one for every photo (an image whose bytes are gone).
  */
 export async function withMirrorViews(store: Store, run: PreparedRun, ctx: JobContext): Promise<PreparedRun | undefined> {
   if (run.test.mirror && run.validation.mirror) return run;
@@ -471,8 +472,8 @@ async function chooseTta(
   if (mode === 'none' || (mode === 'auto' && !run.views.includes('mirror'))) return { artifact, run, tta: { mode, used: 'none' } };
   const mirrored = await withMirrorViews(ctx.services.store, run, ctx);
   if (!mirrored) {
-    ctx.logger.warn('test-time mirror view skipped: no embedder in this worker makes mirror views for this feature space', { features: run.features });
-    return { artifact, run, tta: { mode, used: 'none', note: 'no embedder in this worker makes mirror views of these features' } };
+    ctx.logger.warn('test-time mirror view skipped: no mirror views of the validation and test photos in this worker', { features: run.features });
+    return { artifact, run, tta: { mode, used: 'none', note: 'this worker could not make mirror views of the validation and test photos' } };
   }
   let validation: { photo: number; mirror: number } | undefined;
   if (mode === 'auto') {
