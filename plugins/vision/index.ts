@@ -252,7 +252,8 @@ const evaluate = defineCommand({
       signal: ctx.signal,
     });
     const { png, text, ...data } = r;
-    const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
+    const answered = r.tta === 'mirror' ? ', answering from each photo and its mirror as it does for users' : '';
+    const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model}${answered} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
     return reply(`${header}\n\`\`\`\n${text}\n\`\`\``, {
       title: `evaluate · ${input.task}`,
       images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],

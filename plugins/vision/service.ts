@@ -86,6 +86,8 @@ export interface Neighbour {
 export interface EvaluationResult extends ClassificationReport {
   readonly task: Task;
   readonly model: string;
+  /** How the model answered each photo: from the photo alone, or from the photo and its mirror (a `tta` head). */
+  readonly tta: 'mirror' | 'none';
   /** Rows without a label for the task (skipped and counted). */
   readonly skipped: number;
   /** Rows whose image could not be read. */
@@ -532,7 +534,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const report = classificationReport(yTrue, yPred, labelsOf(task));
     const text = formatReport(report);
     const png = await renderConfusionMatrix(report.confusion.labels, report.confusion.matrix, `${task} · ${head.id} · n=${report.n}`);
-    return { ...report, task, model: head.id, skipped, unreadable, labelOverlays, text, png };
+    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', skipped, unreadable, labelOverlays, text, png };
   }
 
   /** Pipeline-complete embeddings with a cache of the final vectors too (what `similar` searches). */

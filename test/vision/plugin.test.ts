@@ -199,7 +199,9 @@ describe('vision plugin on generated sneakers', () => {
     expect(classified.label).toBe((mirrored.reply.data as { label: string }).label);
     // evaluate reports what serving answers: every labelled row gets its mirror.
     const evaluated = await engine.invoke('evaluate', { task: 'brand', data: manifest, model: String(version.id) }, cliInit());
-    expect(evaluated.ok).toBe(true);
+    if (!evaluated.ok) throw evaluated.error;
+    expect(evaluated.reply.data).toMatchObject({ tta: 'mirror' });
+    expect(evaluated.reply.text).toContain('answering from each photo and its mirror');
     const rows = [];
     for await (const img of store.images.iterate({ dataset: 'fixtures' })) rows.push(img.sha256);
     const mirrors = await store.embeddings.getMany(rows, backbone, prepKey(variantOf(ttaHead.features, true)));
@@ -245,7 +247,8 @@ describe('vision plugin on generated sneakers', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     const d = r.reply.data as { task: string; n: number; skipped: number; accuracy: number; macroF1: number; perClass: Record<string, { support: number }>; confusion: { labels: string[]; matrix: number[][] } };
-    expect(d).toMatchObject({ task: 'brand', n: 12, skipped: 1 });
+    expect(d).toMatchObject({ task: 'brand', n: 12, skipped: 1, tta: 'none' });
+    expect(r.reply.text).not.toContain('mirror');
     expect(d.perClass.jordan!.support).toBe(4);
     expect(d.confusion.labels).toEqual(['jordan', 'nike', 'adidas', 'other']);
     expect(d.confusion.matrix.flat().reduce((a, b) => a + b, 0)).toBe(12);
