@@ -11,4 +11,5 @@ export * from './opencv.ts';
 export * from './preprocess.ts';
 export * from './cam.ts';
 export * from './nuisance.ts';
+export * from './head.ts';
 export * from './onnx/index.ts';
