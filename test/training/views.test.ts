@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import training from '../../plugins/training/index.ts';
 import { createVisionPlugin } from '../../plugins/vision/index.ts';
+import { featuresOf } from '../../plugins/training/lib/head.ts';
 import type { TrainResult } from '../../plugins/training/lib/pipeline.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 import type { Embedder } from '../../plugins/vision/service.ts';
@@ -18,13 +19,17 @@ const moderator = () => ({ transport: 'cli' as const, allowLocalPaths: true, cal
 type TrainReply = Pick<TrainResult, 'model' | 'decision' | 'metrics' | 'tta'>;
 let engine: Engine;
 let photoFiles: string[] = [];
+// The vision plugin's shipped-models folder: empty until a test writes a default head into it.
+let modelsDir = '';
 
 beforeAll(async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'train-views-'));
   const { manifest, files } = await writeDataset(path.join(dir, 'data'), 6);
   photoFiles = files;
   engine = createEngine({ store: await openStore({ url: ':memory:' }) });
-  await engine.register(createVisionPlugin({ modelsDir: path.join(dir, 'no-models') }));
+  modelsDir = path.join(dir, 'models');
+  mkdirSync(modelsDir);
+  await engine.register(createVisionPlugin({ modelsDir }));
   await engine.register(training);
   const imported = await engine.invoke('dataset import', { source: manifest, name: 'shoes' }, moderator());
   if (!imported.ok) throw imported.error;
@@ -99,7 +104,39 @@ describe('training views', () => {
     expect(nextData.decision.championMacroF1).toBe(data.metrics.macroF1);
   }, 300_000);
 
-  it('GIVEN hype (auto by default) THEN the validation photos decide, with and without the mirror, and the reply says so', async () => {
+  it('GIVEN a shipped mirror champion and hype runs THEN the gate scores it with its mirror; auto (the hype default) lets the validation photos decide', async () => {
+    // A shipped default hype head that answers with the mirror, in this run's feature space: with no registry
+    // champion yet it is what the gate must beat, scored with its mirror (without mirror embeddings of the test
+    // photos it could not be scored at all, and the run would report no champion).
+    const store = engine.services.store;
+    const embedder = engine.service<Embedder>('embedder')!;
+    const sha = (await store.images.find({ dataset: 'shoes', limit: 1 }))[0]!.sha256;
+    const dim = (await embedder.embedImages([sha])).get(sha)!.length;
+    const shipped = {
+      format: 'solescope-head',
+      version: 1,
+      id: 'shipped-hype-mirror',
+      task: 'hype',
+      labels: ['hyped', 'not_hyped'],
+      backbone: embedder.backbone,
+      prepVersion: embedder.prepVersion,
+      features: featuresOf(embedder.prepVersion),
+      standardise: { mean: new Array<number>(dim).fill(0), std: new Array<number>(dim).fill(1) },
+      layers: [{ inputs: dim, units: 2, kernel: new Array<number>(dim * 2).fill(0), bias: [1, 0], activation: 'linear' }],
+      ood: { centroids: [new Array<number>(dim).fill(1 / Math.sqrt(dim))], threshold: 2 },
+      tta: 'mirror',
+      seed: 1,
+      createdAt: '2026-12-06T00:00:00.000Z',
+    };
+    writeFileSync(path.join(modelsDir, 'hype.head.json'), JSON.stringify(shipped));
+    // A photo-alone candidate: its own scoring needs no mirror, the champion's does.
+    const plain = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, tta: 'none', wait: true }, moderator());
+    if (!plain.ok) throw plain.error;
+    const decision = (plain.reply.data as unknown as TrainReply).decision;
+    expect(decision.championId).toBe(0);
+    // It calls every photo hyped, so its hyped F1 (and macro-F1) is above 0.
+    expect(decision.championMacroF1).toBeGreaterThan(0);
+    expect(decision.outcome).not.toBe('no-champion');
     const auto = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, wait: true }, moderator());
     if (!auto.ok) throw auto.error;
     const t = (auto.reply.data as unknown as TrainReply).tta;

@@ -10,7 +10,7 @@ import { getTf, type Tf } from '../../../engine/ml/runtime.ts';
 import { curvesPng } from './charts.ts';
 import { collectTrainingData, conflictRuleSchema, TASK_CLASSES, type ClassifierTask, type DataSnapshot, type LabelledItem } from './data.ts';
 import { decide, gateFromEnv, type GateConfig, type GateDecision } from './gate.ts';
-import { DEFAULT_HEAD_PARAMS, loadHead, trainHead, type EpochLog, type HeadCheckpoint, type HeadParams } from './head.ts';
+import { DEFAULT_HEAD_PARAMS, loadHead, trainHead, type EpochLog, type HeadCheckpoint, type HeadArtifact, type HeadParams, type LoadedHead } from './head.ts';
 import { evaluate, type Evaluation } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
 import { groupSplit } from './split.ts';
@@ -343,13 +343,11 @@ export async function prepareRun(
  * share and, for a `tta: 'mirror'` head, the mirror view (which the split must hold: {@link withMirrorViews}).
  * `tta` overrides the artifact's own view (the `auto` choice compares both). Undefined when not comparable.
  */
-export function evaluateArtifact(artifact: Uint8Array, run: PreparedRun, split: 'test' | 'validation' = 'test', tta?: 'mirror' | 'none'): Evaluation | undefined {
-  let head;
-  try {
-    head = loadHead(artifact);
-  } catch {
-    return undefined;
-  }
+export function evaluateArtifact(artifact: Uint8Array | LoadedHead, run: PreparedRun, split: 'test' | 'validation' = 'test', tta?: 'mirror' | 'none'): Evaluation | undefined {
+  // Callers that score one head several ways pass it loaded: parsing a large head file takes a noticeable
+  // fraction of a second (the shipped brand head is 11 MB of JSON).
+  const head = artifact instanceof Uint8Array ? tryLoadHead(artifact) : artifact;
+  if (!head) return undefined;
   const data = run[split];
   const dim = data.x[0]?.length ?? 0;
   // Only a head reading the same features can be judged on this split (an l2 head normalises them itself).
@@ -439,23 +437,24 @@ export async function findModelOfJob(store: Store, task: string, jobId: string):
   return recent.find((m) => m.params.jobId === jobId)?.id;
 }
 
-/** The vision plugin's shipped default head of a task, as artifact bytes, when that service is loaded. */
-async function shippedDefault(ctx: JobContext, task: string): Promise<Buffer | undefined> {
+/** The vision plugin's shipped default head of a task, loaded, when that service is loaded. */
+async function shippedDefault(ctx: JobContext, task: string): Promise<LoadedHead | undefined> {
   const vision = ctx.engine.service<{ model?: (task: 'hype' | 'brand', id?: string) => Promise<unknown> }>('vision');
   if (!vision?.model || (task !== 'hype' && task !== 'brand')) return undefined;
   try {
-    return Buffer.from(JSON.stringify(await vision.model(task, 'default')));
+    // The service hands the parsed head file: loaded as it is, not written out to JSON and parsed again.
+    return loadHead((await vision.model(task, 'default')) as HeadArtifact);
   } catch {
     return undefined;
   }
 }
 
-/** The test-time view an artifact is served with. */
-function ttaOf(artifact: Uint8Array | undefined): 'mirror' | 'none' {
+/** A head artifact loaded, or undefined when it is not one this plugin can read. */
+function tryLoadHead(artifact: Uint8Array | undefined): LoadedHead | undefined {
   try {
-    return loadHead(artifact ?? new Uint8Array()).tta ?? 'none';
+    return loadHead(artifact ?? new Uint8Array());
   } catch {
-    return 'none';
+    return undefined;
   }
 }
 
@@ -477,8 +476,9 @@ async function chooseTta(
   }
   let validation: { photo: number; mirror: number } | undefined;
   if (mode === 'auto') {
-    const photo = evaluateArtifact(artifact, mirrored, 'validation', 'none');
-    const mirror = evaluateArtifact(artifact, mirrored, 'validation', 'mirror');
+    const head = tryLoadHead(artifact);
+    const photo = head && evaluateArtifact(head, mirrored, 'validation', 'none');
+    const mirror = head && evaluateArtifact(head, mirrored, 'validation', 'mirror');
     if (!photo || !mirror) return { artifact, run: mirrored, tta: { mode, used: 'none', note: 'no validation photos to compare on' } };
     validation = { photo: photo.macroF1, mirror: mirror.macroF1 };
     // A tie keeps the photo alone: the mirror costs a second backbone pass on every answer.
@@ -511,7 +511,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     modelId = existing;
     const record = await store.models.get(existing);
     artifact = record?.artifact;
-    tta = (record?.params.tta as TtaChoice | undefined) ?? { mode: data.tta ?? defaultTta(data.task, data.views), used: ttaOf(artifact) };
+    tta = (record?.params.tta as TtaChoice | undefined) ?? { mode: data.tta ?? defaultTta(data.task, data.views), used: tryLoadHead(artifact)?.tta ?? 'none' };
     if (tta.used === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
     metrics = (record?.metrics.test as Evaluation | undefined) ?? (evaluateArtifact(record?.artifact ?? Buffer.alloc(0), run) as Evaluation);
   } else {
@@ -539,20 +539,20 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   const championId = await registry.champion(data.task);
   let champion: { id: number; evaluation: Evaluation } | null | undefined;
   // The champion is scored as it answers users: with its own test-time view (the shipped brand head's mirror).
-  const scored = async (bytes: Uint8Array): Promise<Evaluation | undefined> => {
-    if (ttaOf(bytes) === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
-    return evaluateArtifact(bytes, run);
+  const scored = async (head: LoadedHead | undefined): Promise<Evaluation | undefined> => {
+    if (head?.tta === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
+    return head && evaluateArtifact(head, run);
   };
   if (championId === modelId) champion = undefined;
   else if (championId === undefined) {
     // No registry champion yet: users are served the shipped default head, so that is what to beat
     // (id 0 in the decision) when it reads the same features.
     const shipped = await shippedDefault(ctx, data.task);
-    const evaluation = shipped ? await scored(shipped) : undefined;
+    const evaluation = await scored(shipped);
     champion = evaluation ? { id: 0, evaluation } : undefined;
   } else {
     const record = await store.models.get(championId);
-    const evaluation = record ? await scored(record.artifact) : undefined;
+    const evaluation = record ? await scored(tryLoadHead(record.artifact)) : undefined;
     champion = evaluation ? { id: championId, evaluation } : null;
   }
   let decision = championId === modelId ? { ...decide(metrics, undefined, gate), outcome: 'promoted' as const, reason: 'This version is already the champion.' } : decide(metrics, champion, gate, championId);
