@@ -426,15 +426,24 @@ export const tuneCommand = defineCommand({
   async run(input, ctx) {
     const runner = ctx.services.jobs as JobRunner & Partial<FlowCapable>;
     const tuneId = randomUUID();
-    const common = { task: input.task, datasets: datasetList(input.dataset), epochs: input.epochs, conflictRule: conflictRule(), nuisance: input.nuisance, views: [...VIEW_SETS[input.views]] };
+    const common = {
+      task: input.task,
+      datasets: datasetList(input.dataset),
+      epochs: input.epochs,
+      conflictRule: conflictRule(),
+      nuisance: input.nuisance,
+      views: [...VIEW_SETS[input.views]],
+      ...(input.tta !== undefined ? { tta: input.tta } : {}),
+    };
     const children = searchSpace(input.trials, input.seed).map((params, trial) => ({
       name: 'training.trial',
       jobId: `${tuneId}-t${trial}`,
       // Same seed for every trial: same split, same initialisation; only the hyperparameters differ.
       data: { ...common, tuneId, trial, params, seed: input.seed },
     }));
-    // Trials score on validation photos alone; the view is chosen once, for the version the search trains.
-    const parentData = { ...common, ...(input.tta !== undefined ? { tta: input.tta } : {}), tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
+    // Each trial scores its validation photos with the view train would choose for it (the same --tta), so the
+    // search ranks configurations as they would answer; the parent then trains the best one the same way.
+    const parentData = { ...common, tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
     let parent: JobInfo;
     if (typeof runner.enqueueFlow === 'function') {
       parent = (await runner.enqueueFlow({ name: 'training.tune', data: parentData, options: { ...enqueueOptions(ctx), jobId: tuneId }, children })).parent;
@@ -453,7 +462,8 @@ export const tuneCommand = defineCommand({
     const images: ReplyImage[] = plot instanceof Uint8Array ? [{ name: `tune-${input.task}-${tuneId.slice(0, 8)}.png`, png: Buffer.from(plot), alt: 'Intermediate values of every trial' }] : [];
     images.push(...(await curvesImage(ctx, result.model, `curves-${result.task}-${result.model}.png`)));
     const base = trainedReply(result, images, { tuneId, best: result.best, trials: result.trials });
-    return { ...base, text: `Best of ${result.trials.length} trials: trial ${result.best.trial} (validation macro-F1 ${pct(result.best.value)}; ${describeParams(result.best.params)}). ${base.text}` };
+    const view = result.best.tta === 'mirror' ? 'photo + mirror' : 'photo alone';
+    return { ...base, text: `Best of ${result.trials.length} trials: trial ${result.best.trial} (validation macro-F1 ${pct(result.best.value)}, ${view}; ${describeParams(result.best.params)}). ${base.text}` };
   },
 });
 

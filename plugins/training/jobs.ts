@@ -15,10 +15,12 @@ import {
   headParamsSchema,
   nuisanceSchema,
   ttaSchema,
+  defaultTta,
   prepareRun,
   runTrainingJob,
   trainJobSchema,
   trainWithCheckpoints,
+  validationAsServed,
   viewsSchema,
   type TrainResult,
 } from './lib/pipeline.ts';
@@ -65,6 +67,7 @@ export const trialJobSchema = z
     features: featureSpecSchema.optional(),
     nuisance: nuisanceSchema,
     views: viewsSchema,
+    tta: ttaSchema,
   })
   .strict();
 
@@ -72,8 +75,14 @@ export const trialJobSchema = z
 export interface TrialResult {
   readonly trial: number;
   readonly params: HeadParams;
-  /** Best validation macro-F1 over the epochs (the trial's objective; the test split is never used). */
+  /**
+   * The trial's objective: validation macro-F1 of its best epoch as the version would answer, with the test-time
+   * view `train` would choose for it (`tune --tta`; the test split is never used).
+   */
   readonly value: number;
+  /** The view {@link value} was scored with (`mirror`: photo + mirror averaged; `none`: the photo alone). */
+  readonly tta: 'mirror' | 'none';
+  /** Per-epoch validation macro-F1 during the fit (the photo alone: the curve the plot draws). */
   readonly curve: readonly (readonly [number, number])[];
 }
 
@@ -94,8 +103,11 @@ export const trialJob = defineJob({
     const run = await prepareRun(store, { ...data, guildId: undefined }, ctx);
     const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params: data.params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 1 });
     const curve = trained.curves.map((c) => [c.epoch, c.valMacroF1] as const);
-    const value = Math.max(0, ...trained.curves.map((c) => c.valMacroF1));
-    const result: TrialResult = { trial: data.trial, params: data.params, value, curve };
+    // Scored as served, not by the fit's photo-only curve: for brand (mirror by default) the mirror changes which
+    // configuration wins. Without validation photos the curve's best is all there is.
+    const served = await validationAsServed(trained.artifact, run, data.tta ?? defaultTta(data.task, run.views), ctx);
+    const value = served?.macroF1 ?? Math.max(0, ...trained.curves.map((c) => c.valMacroF1));
+    const result: TrialResult = { trial: data.trial, params: data.params, value, tta: served?.tta.used ?? 'none', curve };
     await store.kv.set(trialKey(data.tuneId, data.trial), JSON.parse(JSON.stringify(result)) as never, 30 * 86_400_000);
     return result;
   },
@@ -143,7 +155,7 @@ export const tuneJobSchema = z
 export interface TuneResult extends TrainResult {
   readonly tuneId: string;
   readonly best: TrialResult;
-  readonly trials: readonly { trial: number; value: number; params: HeadParams }[];
+  readonly trials: readonly { trial: number; value: number; tta: 'mirror' | 'none'; params: HeadParams }[];
   /** kv key of the intermediate-values plot PNG. */
   readonly plotKey: string;
 }
@@ -190,7 +202,7 @@ export const tuneJob = defineJob({
       ctx,
       registryOf(ctx),
     );
-    return { ...trained, tuneId: data.tuneId, best, trials: ranked.map((r) => ({ trial: r.trial, value: r.value, params: r.params })), plotKey };
+    return { ...trained, tuneId: data.tuneId, best, trials: ranked.map((r) => ({ trial: r.trial, value: r.value, tta: r.tta, params: r.params })), plotKey };
   },
 });
 

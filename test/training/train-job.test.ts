@@ -142,8 +142,11 @@ describe('train / models commands over BullMQ', () => {
   it('GIVEN tune --trials 3 THEN trials run as child jobs, a plot is made and the best is registered as candidate', async () => {
     const r = await engine.invoke('tune', { task: 'brand', trials: 3, epochs: 6, wait: true }, { transport: 'test', caller: moderator });
     if (!r.ok) throw r.error;
-    const data = r.reply.data as { model: number; tuneId: string; trials: { trial: number; value: number }[]; best: { trial: number; value: number }; decision: { promote: boolean } };
+    const data = r.reply.data as { model: number; tuneId: string; trials: { trial: number; value: number; tta: string }[]; best: { trial: number; value: number }; decision: { promote: boolean } };
     expect(data.trials).toHaveLength(3);
+    // Brand asks for the mirror; this worker has no embedder to make it, so every trial is scored photo-alone.
+    expect(data.trials.map((t) => t.tta)).toEqual(['none', 'none', 'none']);
+    expect(r.reply.text).toMatch(/^Best of 3 trials: trial \d \(validation macro-F1 [\d.]+, photo alone; /);
     expect(data.best.value).toBe(Math.max(...data.trials.map((t) => t.value)));
     expect(data.decision.promote).toBe(false);
     expect(await engine.services.store.models.getAlias('brand', 'candidate')).toBe(data.model);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadHead } from '../../plugins/training/lib/head.ts';
-import { evaluateArtifact, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
+import type { JobContext } from '../../engine/index.ts';
+import { evaluateArtifact, validationAsServed, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
 import type { DataSnapshot, LabelledItem } from '../../plugins/training/lib/data.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 
@@ -50,6 +51,23 @@ describe('scoring a head as it is served (test-time views)', () => {
     // The auto choice compares both ways on the same weights.
     expect(evaluateArtifact(hypeHead('mirror'), run(true), 'validation', 'none')!.accuracy).toBe(0.5);
     expect(evaluateArtifact(hypeHead(), run(true), 'validation', 'mirror')!.accuracy).toBe(1);
+  });
+
+  it('GIVEN a tuning trial THEN its objective is the validation score with the view train would choose for it', async () => {
+    // A worker without an embedder: the mirrors a run already holds are used, none can be made.
+    const ctx = { services: { store: {} }, engine: { service: () => undefined }, logger: { warn: () => undefined } } as unknown as JobContext;
+    const head = Buffer.from(hypeHead());
+    const photo = evaluateArtifact(head, run(true), 'validation', 'none')!.macroF1;
+    const mirror = evaluateArtifact(head, run(true), 'validation', 'mirror')!.macroF1;
+    expect(mirror).toBeGreaterThan(photo);
+    expect(await validationAsServed(head, run(true), 'mirror', ctx)).toEqual({ macroF1: mirror, tta: { mode: 'mirror', used: 'mirror' } });
+    expect(await validationAsServed(head, run(true), 'none', ctx)).toEqual({ macroF1: photo, tta: { mode: 'none', used: 'none' } });
+    expect(await validationAsServed(head, run(true), 'auto', ctx)).toEqual({ macroF1: mirror, tta: { mode: 'auto', used: 'mirror', validation: { photo, mirror } } });
+    // Mirrors asked for but not makeable here: scored from the photo alone, and the choice says why.
+    expect(await validationAsServed(head, run(false), 'mirror', ctx)).toEqual({
+      macroF1: photo,
+      tta: { mode: 'mirror', used: 'none', note: 'this worker could not make mirror views of the validation and test photos' },
+    });
   });
 
   it('GIVEN a tta:mirror head and a split without mirror embeddings THEN it is not comparable (never scored photo-only)', () => {

@@ -104,6 +104,21 @@ describe('training views', () => {
     expect(nextData.decision.championMacroF1).toBe(data.metrics.macroF1);
   }, 300_000);
 
+  it('GIVEN tune on brand THEN every trial is ranked by its validation score with the mirror, as the version will answer', async () => {
+    const r = await engine.invoke('tune', { task: 'brand', dataset: 'shoes', trials: 2, epochs: 3, wait: true }, moderator());
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as { model: number; trials: { value: number; tta: string }[]; best: { value: number; tta: string }; tta: { used: string } };
+    expect(data.trials.map((t) => t.tta)).toEqual(['mirror', 'mirror']);
+    expect(data.best.value).toBe(Math.max(...data.trials.map((t) => t.value)));
+    expect(r.reply.text).toMatch(/^Best of 2 trials: trial \d \(validation macro-F1 [\d.]+, photo \+ mirror; /);
+    // The version the search trains answers the same way.
+    expect(data.tta.used).toBe('mirror');
+    // Asked for the photo alone, the trials are scored so.
+    const plain = await engine.invoke('tune', { task: 'brand', dataset: 'shoes', trials: 1, epochs: 3, tta: 'none', wait: true }, moderator());
+    if (!plain.ok) throw plain.error;
+    expect((plain.reply.data as typeof data).trials.map((t) => t.tta)).toEqual(['none']);
+  }, 300_000);
+
   it('GIVEN a shipped mirror champion and hype runs THEN the gate scores it with its mirror; auto (the hype default) lets the validation photos decide', async () => {
     // A shipped default hype head that answers with the mirror, in this run's feature space: with no registry
     // champion yet it is what the gate must beat, scored with its mirror (without mirror embeddings of the test

@@ -489,6 +489,23 @@ async function chooseTta(
   return { artifact: Buffer.from(JSON.stringify(served)), run: mirrored, tta: { mode, used: 'mirror', ...(validation ? { validation } : {}) } };
 }
 
+/**
+ * Validation macro-F1 of a trained head as the version would answer: the test-time view is decided exactly as
+ * `train` decides it ({@link chooseTta}: a forced mirror, or `auto`'s strict comparison), then the validation
+ * split is scored with that view and the open-set share. A tuning trial's objective, so that the search ranks
+ * configurations the way users will meet them. Undefined when the run has no validation photos.
+ */
+export async function validationAsServed(
+  artifact: Buffer,
+  run: PreparedRun,
+  mode: TtaMode,
+  ctx: JobContext,
+): Promise<{ macroF1: number; tta: TtaChoice } | undefined> {
+  const chosen = await chooseTta(artifact, run, mode, ctx);
+  const scored = evaluateArtifact(chosen.artifact, chosen.run, 'validation');
+  return scored && { macroF1: scored.macroF1, tta: chosen.tta };
+}
+
 /** The whole training job. */
 export async function runTrainingJob(data: TrainJobData, ctx: JobContext, registry: ModelRegistry): Promise<TrainResult> {
   const store = ctx.services.store;
