@@ -4,25 +4,11 @@ import type { JobContext } from '../../engine/index.ts';
 import { evaluateArtifact, validationAsServed, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
 import type { DataSnapshot, LabelledItem } from '../../plugins/training/lib/data.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
+import { handHead } from './hand-heads.ts';
 
 // A hand-built hype head on 3-d embeddings: dimension 0 votes hyped (+) or not_hyped (−).
 function hypeHead(tta?: 'mirror'): Uint8Array {
-  const head = {
-    format: 'solescope-head',
-    version: 1,
-    id: 'hand-built',
-    task: 'hype',
-    labels: ['hyped', 'not_hyped'],
-    backbone: 'synthetic',
-    prepVersion: 'test',
-    features: { trim: false, flipAverage: false, l2: false },
-    standardise: { mean: [0, 0, 0], std: [1, 1, 1] },
-    layers: [{ inputs: 3, units: 2, kernel: [1, -1, 0, 0, 0, 0], bias: [0, 0], activation: 'linear' }],
-    ood: { centroids: [[1, 0, 0]], threshold: 2 },
-    seed: 1,
-    createdAt: '2026-12-06T00:00:00.000Z',
-    ...(tta ? { tta } : {}),
-  };
+  const head = handHead({ id: 'hand-built', task: 'hype', labels: ['hyped', 'not_hyped'], kernel: [1, -1, 0, 0, 0, 0], ood: { centroids: [[1, 0, 0]], threshold: 2 }, ...(tta ? { tta } : {}) });
   return Buffer.from(JSON.stringify(head));
 }
 
@@ -77,23 +63,16 @@ describe('scoring a head as it is served (test-time views)', () => {
 
   it('GIVEN an open-set brand head with a mirror view THEN the gate\'s loadHead predicts exactly what serving answers', () => {
     // Labels without `other`: the open-set share is the only `other` (as in brand heads trained on the manifest alone).
-    const brand = {
-      format: 'solescope-head',
-      version: 1,
+    const brand = handHead({
       id: 'open-set',
       task: 'brand',
       labels: ['jordan', 'nike', 'adidas'],
-      backbone: 'synthetic',
-      prepVersion: 'test',
       features: { trim: false, flipAverage: false, l2: true },
-      standardise: { mean: [0, 0, 0], std: [1, 1, 1] },
-      layers: [{ inputs: 3, units: 3, kernel: [3, 0, 0, 0, 3, 0, 0, 0, 3], bias: [0, 0, 0], activation: 'linear' }],
+      kernel: [3, 0, 0, 0, 3, 0, 0, 0, 3],
       openSet: { centroids: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], radius: [0.1, 0.1, 0.1], spread: [0.05, 0.05, 0.05] },
       ood: { centroids: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], threshold: 0.5 },
       tta: 'mirror',
-      seed: 1,
-      createdAt: '2026-12-06T00:00:00.000Z',
-    };
+    });
     const gate = loadHead(brand as never);
     expect(gate.classes).toEqual(['jordan', 'nike', 'adidas', 'other']);
     expect(gate.tta).toBe('mirror');

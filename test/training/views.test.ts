@@ -11,6 +11,7 @@ import type { TrainResult } from '../../plugins/training/lib/pipeline.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 import type { Embedder } from '../../plugins/vision/service.ts';
 import { writeDataset } from '../vision/fixtures.ts';
+import { handHead } from './hand-heads.ts';
 
 // The whole path of a training run with views, in one process: the vision plugin's real embedder (InceptionV3-m7
 // on generated shoes) makes the photos' and their views' embeddings; the training plugin adds the views' rows.
@@ -127,22 +128,19 @@ describe('training views', () => {
     const embedder = engine.service<Embedder>('embedder')!;
     const sha = (await store.images.find({ dataset: 'shoes', limit: 1 }))[0]!.sha256;
     const dim = (await embedder.embedImages([sha])).get(sha)!.length;
-    const shipped = {
-      format: 'solescope-head',
-      version: 1,
+    // Calls every photo hyped (bias only).
+    const shipped = handHead({
       id: 'shipped-hype-mirror',
       task: 'hype',
       labels: ['hyped', 'not_hyped'],
       backbone: embedder.backbone,
       prepVersion: embedder.prepVersion,
       features: featuresOf(embedder.prepVersion),
-      standardise: { mean: new Array<number>(dim).fill(0), std: new Array<number>(dim).fill(1) },
-      layers: [{ inputs: dim, units: 2, kernel: new Array<number>(dim * 2).fill(0), bias: [1, 0], activation: 'linear' }],
+      kernel: new Array<number>(dim * 2).fill(0),
+      bias: [1, 0],
       ood: { centroids: [new Array<number>(dim).fill(1 / Math.sqrt(dim))], threshold: 2 },
       tta: 'mirror',
-      seed: 1,
-      createdAt: '2026-12-06T00:00:00.000Z',
-    };
+    });
     writeFileSync(path.join(modelsDir, 'hype.head.json'), JSON.stringify(shipped));
     // A photo-alone candidate: its own scoring needs no mirror, the champion's does.
     const plain = await engine.invoke('train', { task: 'hype', dataset: 'shoes', epochs: 3, tta: 'none', wait: true }, moderator());
