@@ -177,7 +177,7 @@ export const tuneJob = defineJob({
     if (results.length === 0) throw new EngineError('CONFLICT', 'No trial of this search finished; nothing to choose from.');
     const ranked = [...results].sort((a, b) => b.value - a.value);
     const best = ranked[0]!;
-    const curves: TrialCurve[] = results.map((r) => ({ trial: r.trial, values: r.curve, final: r.value }));
+    const curves: TrialCurve[] = results.map((r) => ({ trial: r.trial, values: r.curve, final: r.value, finalWithMirror: r.tta === 'mirror' }));
     const plotKey = `tune:${data.tuneId}:plot`;
     await store.kv.set(plotKey, new Uint8Array(tunePlotPng(curves, `${data.task} search ${data.tuneId.slice(0, 8)}: validation macro-F1 per epoch`)), 30 * 86_400_000);
     await ctx.progress({ stage: 'training best trial', fraction: 0.05, message: `trial ${best.trial}: ${best.value.toFixed(3)}` });

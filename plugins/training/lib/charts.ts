@@ -264,8 +264,12 @@ function wrap(ctx: SKRSContext2D, text: string, x: number, y: number, maxWidth: 
 /** One tuning trial's curve. */
 export interface TrialCurve {
   readonly trial: number;
+  /** Per-epoch validation macro-F1 of the fit (the photo alone). */
   readonly values: readonly (readonly [number, number])[];
+  /** The trial's objective (its score as served; see `training.trial`). */
   readonly final: number;
+  /** Set when {@link final} was scored with the mirror view too, so it can sit above the drawn curve. */
+  readonly finalWithMirror?: boolean;
 }
 
 /** Intermediate values of every trial (validation macro-F1 per epoch), the best one marked. */
@@ -281,7 +285,7 @@ export function tunePlotPng(trials: readonly TrialCurve[], title = 'Hyperparamet
     { x: 0, y: 0, w: 900, h: 420 },
     title,
     trials.map((t, i) => ({ name: `trial ${t.trial}${t === best ? ' (best)' : ''}`, points: t.values, color: PALETTE[i % PALETTE.length]!, dashed: t !== best })),
-    { xLabel: 'epoch', yLabel: 'validation macro-F1', clamp01: true, ...(best && lastPoint ? { mark: { x: lastPoint[0], y: lastPoint[1], label: `best: ${best.final.toFixed(3)}` } } : {}) },
+    { xLabel: 'epoch', yLabel: 'validation macro-F1', clamp01: true, ...(best && lastPoint ? { mark: { x: lastPoint[0], y: lastPoint[1], label: `best: ${best.final.toFixed(3)}${best.finalWithMirror ? ' (photo + mirror)' : ''}` } } : {}) },
   );
   return canvas.toBuffer('image/png');
 }
