@@ -254,7 +254,9 @@ const evaluate = defineCommand({
     const { png, text, ...data } = r;
     const answered = r.tta === 'mirror' ? ', answering from each photo and its mirror as it does for users' : '';
     const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model}${answered} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
-    return reply(`${header}\n\`\`\`\n${text}\n\`\`\``, {
+    const span = (v: readonly [number, number]): string => `${v[0].toFixed(3)}–${v[1].toFixed(3)}`;
+    const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${span(r.interval.accuracy)}, macro-F1 ${span(r.interval.macroF1)}.` : '';
+    return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}`, {
       title: `evaluate · ${input.task}`,
       images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],
       data: { ...data },

@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { classificationReport, formatReport } from '../../plugins/vision/lib/metrics.ts';
+import { bootstrapInterval, classificationReport, formatReport } from '../../plugins/vision/lib/metrics.ts';
+import { reportFromConfusion } from '../../engine/ml/metrics.ts';
 import { applyLabelOverlay, parseCsv, readLabelOverlay, readLabelledSource, withLabelOverlays } from '../../plugins/vision/lib/dataset.ts';
 import { BRANDS } from '../../plugins/vision/lib/labels.ts';
 
@@ -30,6 +31,30 @@ describe('classification report', () => {
     const text = formatReport(r);
     expect(text).toMatch(/precision\s+recall\s+f1-score\s+support/);
     expect(text).toMatch(/accuracy\s+0\.67\s+6/);
+    // The same report from the counts alone (what a bootstrap resample is scored with).
+    expect(reportFromConfusion(r.confusion.labels, r.confusion.matrix)).toEqual(r);
+  });
+
+  it('GIVEN a confusion matrix THEN the bootstrap interval holds the figure, narrows with more photos and is seeded', () => {
+    const labels = ['hyped', 'not_hyped'];
+    // 100 photos, 80 right: the binomial standard error is 0.04, so a 95 % interval about ±0.08.
+    const small = bootstrapInterval({ labels, matrix: [[40, 10], [10, 40]] });
+    expect(small).toMatchObject({ level: 0.95, resamples: 1000 });
+    expect(small.accuracy[0]).toBeLessThan(0.8);
+    expect(small.accuracy[1]).toBeGreaterThan(0.8);
+    const width = small.accuracy[1] - small.accuracy[0];
+    expect(width).toBeGreaterThan(0.12);
+    expect(width).toBeLessThan(0.2);
+    expect(small.macroF1[0]).toBeLessThan(0.8);
+    expect(small.macroF1[1]).toBeGreaterThan(0.8);
+    // Ten times the photos, the same rates: about a third of the width (1/√10).
+    const large = bootstrapInterval({ labels, matrix: [[400, 100], [100, 400]] });
+    expect(large.accuracy[1] - large.accuracy[0]).toBeLessThan(width * 0.45);
+    expect(large.accuracy[1] - large.accuracy[0]).toBeGreaterThan(width * 0.2);
+    // Seeded: the same matrix gives the same interval; a perfect model has nowhere to move.
+    expect(bootstrapInterval({ labels, matrix: [[40, 10], [10, 40]] })).toEqual(small);
+    expect(bootstrapInterval({ labels, matrix: [[7, 0], [0, 3]] })).toMatchObject({ accuracy: [1, 1], macroF1: [1, 1] });
+    expect(bootstrapInterval({ labels, matrix: [[0, 0], [0, 0]] }).resamples).toBe(0);
   });
 });
 

@@ -252,6 +252,11 @@ describe('vision plugin on generated sneakers', () => {
     expect(d.perClass.jordan!.support).toBe(4);
     expect(d.confusion.labels).toEqual(['jordan', 'nike', 'adidas', 'other']);
     expect(d.confusion.matrix.flat().reduce((a, b) => a + b, 0)).toBe(12);
+    // How far 12 photos' figures could move: an interval around them, in the data and in words.
+    const interval = (r.reply.data as { interval: { accuracy: [number, number]; macroF1: [number, number] } }).interval;
+    expect(interval.accuracy[0]).toBeLessThanOrEqual(d.accuracy);
+    expect(interval.accuracy[1]).toBeGreaterThanOrEqual(d.accuracy);
+    expect(r.reply.text).toContain(`95 % bootstrap interval over these photos: accuracy ${interval.accuracy[0].toFixed(3)}–${interval.accuracy[1].toFixed(3)}`);
     expect(r.reply.text).toMatch(/precision\s+recall\s+f1-score\s+support/);
     expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
     // Not from HTTP or Discord: evaluate reads server files.
