@@ -19,7 +19,7 @@ import {
 import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
-import type { Evaluation } from './lib/metrics.ts';
+import { bootstrapInterval, type BootstrapInterval, type Evaluation } from './lib/metrics.ts';
 import { nuisanceSchema, ttaSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
@@ -82,14 +82,22 @@ function sourcesLine(result: TrainResult): string {
   return result.nuisance.directions > 0 ? `${n}; ${result.nuisance.directions} style direction${result.nuisance.directions === 1 ? '' : 's'} removed` : `${n}; nothing to project`;
 }
 
+/** 95 % bootstrap interval of a test evaluation (none for a record without its confusion matrix). */
+function testInterval(metrics: Evaluation): BootstrapInterval | undefined {
+  return Array.isArray(metrics.confusion?.matrix) ? bootstrapInterval(metrics.confusion) : undefined;
+}
+
 function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<string, unknown> = {}): ReturnType<typeof reply> {
   const d = result.decision;
+  // A test split of a few dozen photos moves macro-F1 by several points: the moderator sees how far.
+  const interval = testInterval(result.metrics);
+  const macroF1 = interval && interval.resamples > 0 ? `${pct(result.metrics.macroF1)} (95 %: ${pct(interval.macroF1[0])}–${pct(interval.macroF1[1])})` : pct(result.metrics.macroF1);
   const verdict = d.outcome === 'promoted' || d.outcome === 'no-champion' ? (d.promote ? 'promoted to champion' : 'kept as candidate') : 'kept as candidate';
   return reply(`Trained ${result.task} model **#${result.model}** (macro-F1 ${pct(result.metrics.macroF1)} on ${result.metrics.n} test images): ${verdict}. ${d.reason}`, {
     title: `${result.task} training finished`,
     fields: [
       { name: 'Model', value: `#${result.model}`, inline: true },
-      { name: 'Macro-F1', value: pct(result.metrics.macroF1), inline: true },
+      { name: 'Macro-F1', value: macroF1, inline: true },
       { name: 'Accuracy', value: pct(result.metrics.accuracy), inline: true },
       { name: 'Champion macro-F1', value: pct(d.championMacroF1), inline: true },
       { name: 'Decision', value: d.outcome, inline: true },
@@ -99,7 +107,7 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
       { name: 'Answers with', value: ttaLine(result), inline: true },
     ],
     images,
-    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, tta: result.tta, ...extra },
+    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, ...(interval ? { interval } : {}), resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, tta: result.tta, ...extra },
     color: d.promote ? 0x16a34a : 0xca8a04,
   });
 }

@@ -63,6 +63,13 @@ describe('train / models commands over BullMQ', () => {
     expect(data.decision.outcome).toBe('no-champion');
     expect(data.decision.promote).toBe(true);
     expect(data.metrics.macroF1).toBeGreaterThan(0.7);
+    // How far the test figure could move with other test photos, in the data and in the field.
+    const interval = (r.reply.data as { interval: { macroF1: [number, number] } }).interval;
+    expect(interval.macroF1[0]).toBeLessThanOrEqual(data.metrics.macroF1);
+    expect(interval.macroF1[1]).toBeGreaterThanOrEqual(data.metrics.macroF1);
+    expect(r.reply.fields?.find((f) => f.name === 'Macro-F1')?.value).toBe(
+      `${data.metrics.macroF1.toFixed(3)} (95 %: ${interval.macroF1[0].toFixed(3)}–${interval.macroF1[1].toFixed(3)})`,
+    );
     expect(r.reply.images?.[0]?.png.subarray(1, 4).toString()).toBe('PNG');
     const epochs = events.filter((e) => e.metrics?.epoch !== undefined);
     expect(epochs.length).toBeGreaterThan(0);

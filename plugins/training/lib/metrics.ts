@@ -3,8 +3,10 @@
  * (engine/ml/metrics.ts) under the training plugin's names.
  */
 export {
+  bootstrapInterval,
   classificationReport as evaluate,
   formatReport as formatEvaluation,
+  type BootstrapInterval,
   type ClassificationReport as Evaluation,
   type ClassMetrics,
 } from '../../../engine/ml/metrics.ts';
