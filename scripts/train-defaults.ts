@@ -29,7 +29,7 @@ import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays 
 import { embedAugmentedCopy, embedItems, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
 import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
-import { classificationReport, formatReport, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
+import { bootstrapInterval, classificationReport, formatReport, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
 import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
 import { trainHead, type TrainHeadOptions } from '../plugins/vision/lib/train.ts';
 import { featureKey } from '../plugins/vision/service.ts';
@@ -548,12 +548,12 @@ const metrics = {
       task,
       {
         split: r.split,
-        heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, perClass: r.held.perClass, confusion: r.held.confusion },
+        heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, interval: bootstrapInterval(r.held.confusion), perClass: r.held.perClass, confusion: r.held.confusion },
         leaveOneSourceOut: r.loso.map((f) => ({
           source: f.source,
           n: f.n,
           trainLabels: f.trainLabels,
-          ...(f.report ? { accuracy: f.report.accuracy, macroF1: f.report.macroF1, perClass: f.report.perClass, confusion: f.report.confusion } : {}),
+          ...(f.report ? { accuracy: f.report.accuracy, macroF1: f.report.macroF1, interval: bootstrapInterval(f.report.confusion), perClass: f.report.perClass, confusion: f.report.confusion } : {}),
           ...(f.knownAccuracy !== undefined ? { knownClassAccuracy: f.knownAccuracy } : {}),
           ...(f.unseenToOther !== undefined ? { unseenClassToOtherOrLowConfidence: f.unseenToOther } : {}),
           ...(f.note ? { note: f.note } : {}),
@@ -565,17 +565,20 @@ const metrics = {
   ablationCommand: keptAblation !== undefined ? ablationCommand : command,
 };
 writeFileSync(path.join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
+// 95 % bootstrap intervals over the tested photos (seeded): which photos were tested, not how the fit fell.
+const span = (v: readonly [number, number]): string => `${v[0].toFixed(3)}–${v[1].toFixed(3)}`;
 const reportText = (['hype', 'brand'] as const)
   .map((task) => {
     const r = results[task]!;
+    const heldInterval = bootstrapInterval(r.held.confusion);
     const loso = r.loso
       .map((f) =>
         f.report
-          ? `- hold out **${f.source}** (n=${f.n}; trained on ${f.trainLabels.join('/')}): accuracy ${f.report.accuracy.toFixed(3)}, macro-F1 ${f.report.macroF1.toFixed(3)}${f.knownAccuracy !== undefined ? `, accuracy on classes seen in training ${f.knownAccuracy.toFixed(3)}` : ''}${f.unseenToOther !== undefined ? `, unseen-class images sent to other/low-confidence ${f.unseenToOther.toFixed(3)}` : ''}`
+          ? `- hold out **${f.source}** (n=${f.n}; trained on ${f.trainLabels.join('/')}): accuracy ${f.report.accuracy.toFixed(3)} [${span(bootstrapInterval(f.report.confusion).accuracy)}], macro-F1 ${f.report.macroF1.toFixed(3)}${f.knownAccuracy !== undefined ? `, accuracy on classes seen in training ${f.knownAccuracy.toFixed(3)}` : ''}${f.unseenToOther !== undefined ? `, unseen-class images sent to other/low-confidence ${f.unseenToOther.toFixed(3)}` : ''}`
           : `- hold out **${f.source}** (n=${f.n}): not measurable — ${f.note}`,
       )
       .join('\n');
-    return `### ${task}\n\nGroup split: ${r.split.train} train / ${r.split.test} held-out images, ${r.split.groups} fuzzy-name groups.\n\n\`\`\`\n${formatReport(r.held)}\n\`\`\`\n\nLeave-one-source-out:\n${loso}\n`;
+    return `### ${task}\n\nGroup split: ${r.split.train} train / ${r.split.test} held-out images, ${r.split.groups} fuzzy-name groups.\n\n\`\`\`\n${formatReport(r.held)}\n\`\`\`\n\n95 % bootstrap interval over the held-out images: accuracy ${span(heldInterval.accuracy)}, macro-F1 ${span(heldInterval.macroF1)}.\n\nLeave-one-source-out (accuracy with its 95 % bootstrap interval):\n${loso}\n`;
   })
   .join('\n');
 const ablationText =
