@@ -93,6 +93,14 @@ export interface BootstrapInterval {
 }
 
 /**
+ * An interval as text, "0.801–0.896" (`format`: each end's formatting, three decimals by default). One helper so
+ * evaluate's text, the train / tune replies and train:defaults' RESULTS.md write intervals alike.
+ */
+export function formatRange(range: readonly [number, number], format: (v: number) => string = (v) => v.toFixed(3)): string {
+  return `${format(range[0])}–${format(range[1])}`;
+}
+
+/**
  * How far a report's accuracy and macro-F1 could move with another sample of the same size: the n (true,
  * predicted) pairs of the confusion matrix are drawn again with replacement `resamples` times, and the
  * central `level` of the resampled figures is returned (percentile bootstrap; seeded, so the same matrix gives

@@ -19,7 +19,7 @@ import {
 import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
-import { bootstrapInterval, type BootstrapInterval, type Evaluation } from './lib/metrics.ts';
+import { bootstrapInterval, formatRange, type BootstrapInterval, type Evaluation } from './lib/metrics.ts';
 import { nuisanceSchema, ttaSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
@@ -91,7 +91,7 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
   const d = result.decision;
   // A test split of a few dozen photos moves macro-F1 by several points: the moderator sees how far.
   const interval = testInterval(result.metrics);
-  const macroF1 = interval && interval.resamples > 0 ? `${pct(result.metrics.macroF1)} (95 %: ${pct(interval.macroF1[0])}–${pct(interval.macroF1[1])})` : pct(result.metrics.macroF1);
+  const macroF1 = interval && interval.resamples > 0 ? `${pct(result.metrics.macroF1)} (95 %: ${formatRange(interval.macroF1)})` : pct(result.metrics.macroF1);
   const verdict = d.outcome === 'promoted' || d.outcome === 'no-champion' ? (d.promote ? 'promoted to champion' : 'kept as candidate') : 'kept as candidate';
   return reply(`Trained ${result.task} model **#${result.model}** (macro-F1 ${pct(result.metrics.macroF1)} on ${result.metrics.n} test images): ${verdict}. ${d.reason}`, {
     title: `${result.task} training finished`,

@@ -13,6 +13,7 @@ import type { Framing } from './lib/features.ts';
 import { BACKBONE_NAMES, pretrainedOf, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
 import { shippedLocaliser } from './lib/localise.ts';
 import { describeOverlayReport, type NamedOverlayReport } from './lib/dataset.ts';
+import { formatRange } from './lib/metrics.ts';
 
 declare module '../../engine/context.ts' {
   interface Services {
@@ -254,8 +255,7 @@ const evaluate = defineCommand({
     const { png, text, ...data } = r;
     const answered = r.tta === 'mirror' ? ', answering from each photo and its mirror as it does for users' : '';
     const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model}${answered} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
-    const span = (v: readonly [number, number]): string => `${v[0].toFixed(3)}–${v[1].toFixed(3)}`;
-    const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${span(r.interval.accuracy)}, macro-F1 ${span(r.interval.macroF1)}.` : '';
+    const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${formatRange(r.interval.accuracy)}, macro-F1 ${formatRange(r.interval.macroF1)}.` : '';
     return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}`, {
       title: `evaluate · ${input.task}`,
       images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],

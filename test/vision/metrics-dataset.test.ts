@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bootstrapInterval, classificationReport, formatReport } from '../../plugins/vision/lib/metrics.ts';
+import { bootstrapInterval, classificationReport, formatRange, formatReport } from '../../plugins/vision/lib/metrics.ts';
 import { reportFromConfusion } from '../../engine/ml/metrics.ts';
 import { applyLabelOverlay, parseCsv, readLabelOverlay, readLabelledSource, withLabelOverlays } from '../../plugins/vision/lib/dataset.ts';
 import { BRANDS } from '../../plugins/vision/lib/labels.ts';
@@ -55,6 +55,11 @@ describe('classification report', () => {
     expect(bootstrapInterval({ labels, matrix: [[40, 10], [10, 40]] })).toEqual(small);
     expect(bootstrapInterval({ labels, matrix: [[7, 0], [0, 3]] })).toMatchObject({ accuracy: [1, 1], macroF1: [1, 1] });
     expect(bootstrapInterval({ labels, matrix: [[0, 0], [0, 0]] }).resamples).toBe(0);
+  });
+
+  it('GIVEN an interval THEN formatRange writes it with an en dash, three decimals unless told', () => {
+    expect(formatRange([0.80123, 0.8964])).toBe('0.801–0.896');
+    expect(formatRange([0.5, 1], (v) => `${Math.round(v * 100)} %`)).toBe('50 %–100 %');
   });
 });
 

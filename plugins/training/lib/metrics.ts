@@ -5,6 +5,7 @@
 export {
   bootstrapInterval,
   classificationReport as evaluate,
+  formatRange,
   formatReport as formatEvaluation,
   type BootstrapInterval,
   type ClassificationReport as Evaluation,
