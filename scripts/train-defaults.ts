@@ -27,9 +27,9 @@ import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
-import { predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
+import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
-import { bootstrapInterval, classificationReport, formatReport, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
+import { bootstrapInterval, classificationReport, formatRange, formatReport, type BootstrapInterval, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
 import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
 import { trainHead, type TrainHeadOptions } from '../plugins/vision/lib/train.ts';
 import { featureKey } from '../plugins/vision/service.ts';
@@ -75,6 +75,8 @@ const { values: args } = parseArgs({
     'brand-tta': { type: 'string' },
     'compare-tta': { type: 'boolean', default: false },
     'skip-unembedded': { type: 'boolean', default: false },
+    'seed-study': { type: 'string' },
+    'seed-study-out': { type: 'string', default: 'data/tmp/seed-study.json' },
   },
 });
 
@@ -410,6 +412,115 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
   return { head, held, split: { train: train.length, test: test.length, groups: new Set(groups).size }, loso };
 }
 
+// --seed-study N: how much a head's figures move with the fits' seeds alone, and how an ensemble of k fits narrows
+// that. Per task and fold (held-out, then each left-out source), N single fits (seeds seed … seed + N − 1) of the
+// recipe; every ensemble of k of them is scored from the fits' logits (a seed ensemble laid side by side answers
+// the mean of its fits' logits: `combineFits`, tested), as served (with the mirror view where the head has one).
+// Writes --seed-study-out after each fold and writes no heads.
+if (args['seed-study'] !== undefined) {
+  const n = Number(args['seed-study']);
+  if (!Number.isInteger(n) || n < 2) throw new Error(`--seed-study is a whole number of fits ≥ 2, not ${args['seed-study']}`);
+  await seedStudy(n, path.resolve(args['seed-study-out']!));
+  await store.close();
+  process.exit(0);
+}
+
+/** Seeded uniform [0, 1) (mulberry32), for drawing the study's random ensembles. */
+function uniform(seedValue: number): () => number {
+  let a = seedValue >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function seedStudy(n: number, outFile: string): Promise<void> {
+  const sizes = [1, 2, 3, 5, 8, 10, 15, 20].filter((k) => k <= n);
+  const draws = 30;
+  const summary = (v: readonly number[]) => {
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+    return { mean: round4(mean), sd: round4(sd), min: round4(Math.min(...v)), max: round4(Math.max(...v)) };
+  };
+  const folds: { task: Task; fold: string; train: number[]; test: number[] }[] = [];
+  for (const task of ['hype', 'brand'] as const) {
+    const idx = indicesFor(task);
+    const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
+    const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize, seed });
+    folds.push({ task, fold: 'held-out', train: split.train.map((k) => idx[k]!), test: split.test.map((k) => idx[k]!) });
+  }
+  for (const task of ['hype', 'brand'] as const) {
+    const idx = indicesFor(task);
+    for (const f of leaveOneSourceOut(idx.map((i) => items[i]!.row.source))) {
+      const train = f.train.map((k) => idx[k]!);
+      if (new Set(train.map((i) => items[i]!.row[task])).size < 2) continue;
+      folds.push({ task, fold: `LOSO ${f.source}`, train, test: f.test.map((k) => idx[k]!) });
+    }
+  }
+  const out: Record<string, unknown>[] = [];
+  for (const f of folds) {
+    const started = Date.now();
+    const mirror = taskTta[f.task] === 'mirror';
+    const viewsOf = (i: number): Float32Array[] => (mirror ? [x[i]!, xFlip![i]!] : [x[i]!]);
+    // logits[fit][row][view]
+    const logits: Float32Array[][][] = [];
+    let head0: HeadModel | undefined;
+    for (let s = 0; s < n; s++) {
+      const h = await fit(f.task, f.train, x, features, { ...taskHeadOpts(f.task), seeds: 1, seed: seed + s }, `${f.task}-seed-study`, extraViews(f.task));
+      head0 ??= h;
+      logits.push(f.test.map((i) => viewsOf(i).map((e) => denseForward(h.layers, headInput(h, e)))));
+    }
+    const truth = f.test.map((i) => items[i]!.row[f.task]!);
+    const score = (subset: readonly number[]): { accuracy: number; macroF1: number } => {
+      const predicted = f.test.map((i, r) => {
+        const views = viewsOf(i);
+        const probs: Record<string, number> = {};
+        views.forEach((e, v) => {
+          const mean = new Float32Array(logits[0]![r]![v]!.length);
+          for (const s of subset) logits[s]![r]![v]!.forEach((l, c) => (mean[c] = mean[c]! + l / subset.length));
+          for (const [label, p] of Object.entries(probabilitiesFromLogits(head0!, mean, e))) probs[label] = (probs[label] ?? 0) + p / views.length;
+        });
+        return topLabel(probs).label;
+      });
+      const rep = classificationReport(truth, predicted, labelsOf(f.task));
+      return { accuracy: rep.accuracy, macroF1: rep.macroF1 };
+    };
+    const rand = uniform(seed * 7919 + folds.indexOf(f));
+    const bySize = sizes.map((k) => {
+      // Disjoint blocks of consecutive seeds (independent ensembles), and random k-subsets of the n fits.
+      const blocks = Array.from({ length: Math.floor(n / k) }, (_, b) => score(Array.from({ length: k }, (_, j) => b * k + j)));
+      const drawn =
+        k === n
+          ? []
+          : Array.from({ length: draws }, () => {
+              const pool = Array.from({ length: n }, (_, j) => j);
+              for (let j = n - 1; j > 0; j--) {
+                const r = Math.floor(rand() * (j + 1));
+                [pool[j], pool[r]] = [pool[r]!, pool[j]!];
+              }
+              return score(pool.slice(0, k));
+            });
+      return {
+        k,
+        blocks: blocks.map((b) => ({ accuracy: round4(b.accuracy), macroF1: round4(b.macroF1) })),
+        ...(drawn.length > 0 ? { random: { accuracy: summary(drawn.map((d) => d.accuracy)), macroF1: summary(drawn.map((d) => d.macroF1)) } } : {}),
+      };
+    });
+    const row = { task: f.task, fold: f.fold, n: f.test.length, fits: n, asServed: mirror ? 'photo + mirror' : 'photo', seconds: Math.round((Date.now() - started) / 1000), bySize };
+    out.push(row);
+    log(`seed study ${f.task} ${f.fold}: ${bySize.map((b) => `k=${b.k} ${b.random ? `${b.random.accuracy.mean.toFixed(3)} ± ${b.random.accuracy.sd.toFixed(3)}` : b.blocks[0]!.accuracy.toFixed(3)}`).join(', ')}`);
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify({ command, seed, fits: n, folds: out }, null, 2) + '\n');
+  }
+}
+
+function round4(v: number): number {
+  return Number(v.toFixed(4));
+}
+
 const results: Record<string, TaskResult> = {};
 for (const task of ['hype', 'brand'] as const) {
   log(`training ${task}`);
@@ -529,6 +640,13 @@ if (!args.ablation) {
     // No previous metrics: the table stays empty.
   }
 }
+// 95 % bootstrap intervals over the tested photos (seeded): which photos were tested, not how the fit fell. Each
+// report's is computed once, for metrics.json and RESULTS.md alike.
+const intervals = new Map<ClassificationReport, BootstrapInterval>();
+const intervalOf = (rep: ClassificationReport): BootstrapInterval => {
+  if (!intervals.has(rep)) intervals.set(rep, bootstrapInterval(rep.confusion));
+  return intervals.get(rep)!;
+};
 const metrics = {
   createdAt,
   command,
@@ -548,12 +666,12 @@ const metrics = {
       task,
       {
         split: r.split,
-        heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, interval: bootstrapInterval(r.held.confusion), perClass: r.held.perClass, confusion: r.held.confusion },
+        heldOut: { accuracy: r.held.accuracy, macroF1: r.held.macroF1, weightedF1: r.held.weightedF1, interval: intervalOf(r.held), perClass: r.held.perClass, confusion: r.held.confusion },
         leaveOneSourceOut: r.loso.map((f) => ({
           source: f.source,
           n: f.n,
           trainLabels: f.trainLabels,
-          ...(f.report ? { accuracy: f.report.accuracy, macroF1: f.report.macroF1, interval: bootstrapInterval(f.report.confusion), perClass: f.report.perClass, confusion: f.report.confusion } : {}),
+          ...(f.report ? { accuracy: f.report.accuracy, macroF1: f.report.macroF1, interval: intervalOf(f.report), perClass: f.report.perClass, confusion: f.report.confusion } : {}),
           ...(f.knownAccuracy !== undefined ? { knownClassAccuracy: f.knownAccuracy } : {}),
           ...(f.unseenToOther !== undefined ? { unseenClassToOtherOrLowConfidence: f.unseenToOther } : {}),
           ...(f.note ? { note: f.note } : {}),
@@ -565,20 +683,18 @@ const metrics = {
   ablationCommand: keptAblation !== undefined ? ablationCommand : command,
 };
 writeFileSync(path.join(out, 'metrics.json'), JSON.stringify(metrics, null, 2) + '\n');
-// 95 % bootstrap intervals over the tested photos (seeded): which photos were tested, not how the fit fell.
-const span = (v: readonly [number, number]): string => `${v[0].toFixed(3)}–${v[1].toFixed(3)}`;
 const reportText = (['hype', 'brand'] as const)
   .map((task) => {
     const r = results[task]!;
-    const heldInterval = bootstrapInterval(r.held.confusion);
+    const heldInterval = intervalOf(r.held);
     const loso = r.loso
       .map((f) =>
         f.report
-          ? `- hold out **${f.source}** (n=${f.n}; trained on ${f.trainLabels.join('/')}): accuracy ${f.report.accuracy.toFixed(3)} [${span(bootstrapInterval(f.report.confusion).accuracy)}], macro-F1 ${f.report.macroF1.toFixed(3)}${f.knownAccuracy !== undefined ? `, accuracy on classes seen in training ${f.knownAccuracy.toFixed(3)}` : ''}${f.unseenToOther !== undefined ? `, unseen-class images sent to other/low-confidence ${f.unseenToOther.toFixed(3)}` : ''}`
+          ? `- hold out **${f.source}** (n=${f.n}; trained on ${f.trainLabels.join('/')}): accuracy ${f.report.accuracy.toFixed(3)} [${formatRange(intervalOf(f.report).accuracy)}], macro-F1 ${f.report.macroF1.toFixed(3)}${f.knownAccuracy !== undefined ? `, accuracy on classes seen in training ${f.knownAccuracy.toFixed(3)}` : ''}${f.unseenToOther !== undefined ? `, unseen-class images sent to other/low-confidence ${f.unseenToOther.toFixed(3)}` : ''}`
           : `- hold out **${f.source}** (n=${f.n}): not measurable — ${f.note}`,
       )
       .join('\n');
-    return `### ${task}\n\nGroup split: ${r.split.train} train / ${r.split.test} held-out images, ${r.split.groups} fuzzy-name groups.\n\n\`\`\`\n${formatReport(r.held)}\n\`\`\`\n\n95 % bootstrap interval over the held-out images: accuracy ${span(heldInterval.accuracy)}, macro-F1 ${span(heldInterval.macroF1)}.\n\nLeave-one-source-out (accuracy with its 95 % bootstrap interval):\n${loso}\n`;
+    return `### ${task}\n\nGroup split: ${r.split.train} train / ${r.split.test} held-out images, ${r.split.groups} fuzzy-name groups.\n\n\`\`\`\n${formatReport(r.held)}\n\`\`\`\n\n95 % bootstrap interval over the held-out images: accuracy ${formatRange(heldInterval.accuracy)}, macro-F1 ${formatRange(heldInterval.macroF1)}.\n\nLeave-one-source-out (accuracy with its 95 % bootstrap interval):\n${loso}\n`;
   })
   .join('\n');
 const ablationText =

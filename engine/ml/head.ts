@@ -199,7 +199,16 @@ function openSetOther(head: HeadModel, unit: Float32Array, probs: readonly numbe
 
 /** One view's probabilities over the task's full label set (brand: with the open-set share in `other`). */
 function oneView(head: HeadModel, embedding: ArrayLike<number>): Record<string, number> {
-  const probs = softmax(denseForward(head.layers, headInput(head, embedding)), head.temperature);
+  return probabilitiesFromLogits(head, denseForward(head.layers, headInput(head, embedding)), embedding);
+}
+
+/**
+ * One view's probabilities from the head's logits for it (`embedding`: that view's raw embedding, for the brand
+ * open-set share). The mean of several fits' logits through here is what a seed ensemble laid side by side answers
+ * (`combineFits` in plugins/vision/lib/train.ts), which lets a study score many ensembles from each fit's logits.
+ */
+export function probabilitiesFromLogits(head: HeadModel, logits: ArrayLike<number>, embedding: ArrayLike<number>): Record<string, number> {
+  const probs = softmax(logits, head.temperature);
   const full: Record<string, number> = {};
   if (head.task === 'brand') {
     for (const b of LABEL_VALUES.brand) full[b] = 0;

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { foldKernel, nuisanceDirections, projectOut } from '../../engine/ml/nuisance.ts';
-import { foldProjection, trainHead } from '../../plugins/vision/lib/train.ts';
-import { headLogitsTf, headLogitGradient, parseHead, predictHead, denseForward, headInput, loadHeadFile, type DenseLayer } from '../../plugins/vision/lib/head.ts';
+import { combineFits, foldProjection, trainHead } from '../../plugins/vision/lib/train.ts';
+import { headLogitsTf, headLogitGradient, headProbabilities, parseHead, predictHead, probabilitiesFromLogits, denseForward, headInput, loadHeadFile, type DenseLayer } from '../../plugins/vision/lib/head.ts';
 import { seededRandom } from '../../plugins/vision/lib/split.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,6 +91,26 @@ describe('heads trained on embeddings', () => {
     for (const v of [x[0]!, x[45]!, x[70]!]) {
       const mean = [0, 1].map((c) => fits.reduce((a, f) => a + logits(f, v)[c]!, 0) / 3);
       Array.from(logits(ensemble, v)).forEach((l, c) => expect(l).toBeCloseTo(mean[c]!, 4));
+    }
+  });
+
+  it('GIVEN single-seed brand MLP fits THEN combineFits rebuilds the seed ensemble, and its answer is probabilitiesFromLogits of their mean logits', async () => {
+    // What `train:defaults --seed-study` relies on: score any ensemble from its fits' logits without building it.
+    const input = { task: 'brand', id: 'b', backbone: 'synthetic', prepVersion: 'v', features, x, y } as const;
+    const opts = { type: 'mlp', hidden: 8, epochs: 8, seed: 5, learningRate: 0.01 } as const;
+    const ensemble = await trainHead(input, { ...opts, seeds: 3 });
+    const fits = await Promise.all([5, 6, 7].map((seed) => trainHead(input, { ...opts, seed })));
+    expect(combineFits(fits.map((f) => f.layers))).toEqual(ensemble.layers);
+    expect(combineFits([fits[0]!.layers])).toEqual(fits[0]!.layers);
+    expect(() => combineFits([])).toThrow(/at least one/);
+    const alien = Float32Array.from({ length: DIM }, (_, d) => (d === 15 ? 5 : d === 14 ? -4 : 0));
+    for (const v of [x[0]!, x[45]!, x[70]!, alien]) {
+      const mean = new Float32Array(3);
+      for (const f of fits) denseForward(f.layers, headInput(f, v)).forEach((l, c) => (mean[c] = mean[c]! + l / 3));
+      const fromLogits = probabilitiesFromLogits(fits[0]!, mean, v);
+      const served = headProbabilities(ensemble, v);
+      expect(Object.keys(fromLogits)).toEqual(Object.keys(served));
+      for (const [label, p] of Object.entries(served)) expect(fromLogits[label]).toBeCloseTo(p, 5);
     }
   });
 

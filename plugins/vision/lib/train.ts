@@ -286,17 +286,30 @@ async function fitAveraged(
     fits.push(await fitDense(xs, yIdx, classes, { ...opts, seed: seed + i, ...(onEpoch ? { onEpoch } : {}) }, sampleWeight));
   }
   const finalLoss = fits.reduce((a, f) => a + f.finalLoss, 0) / k;
+  return { layers: combineFits(fits.map((f) => f.layers)), finalLoss };
+}
+
+/**
+ * Several fits of one head shape combined into one set of layers that answers the mean of their logits: linear
+ * heads average their weights; one-hidden-layer MLPs are laid side by side (see {@link TrainHeadOptions.seeds}).
+ * Exported for studies that fit seeds one at a time and combine them afterwards (scripts/train-defaults.ts
+ * `--seed-study`).
+ */
+export function combineFits(fits: readonly (readonly DenseLayer[])[]): DenseLayer[] {
+  const k = fits.length;
+  if (k === 0) throw new Error('combineFits needs at least one fit');
+  if (k === 1) return [...fits[0]!];
   const avg = (values: readonly number[]): number => Number((values.reduce((a, b) => a + b, 0) / k).toPrecision(7));
-  const out = (f: (typeof fits)[number]): DenseLayer => f.layers[f.layers.length - 1]!;
-  if (fits[0]!.layers.length === 1) {
+  const out = (f: readonly DenseLayer[]): DenseLayer => f[f.length - 1]!;
+  if (fits[0]!.length === 1) {
     const first = out(fits[0]!);
     const mean = (pick: (l: DenseLayer) => readonly number[]): number[] => pick(first).map((_, j) => avg(fits.map((f) => pick(out(f))[j]!)));
-    return { layers: [{ ...first, kernel: mean((l) => l.kernel), bias: mean((l) => l.bias) }], finalLoss };
+    return [{ ...first, kernel: mean((l) => l.kernel), bias: mean((l) => l.bias) }];
   }
   // An MLP's hidden units come out in any order, so averaging its weights would not average its answers: lay
   // the fits' hidden layers side by side instead and let the output layer read each fit's units at 1/k.
-  if (fits[0]!.layers.length !== 2) throw new Error('seeds > 1 combines linear heads and one-hidden-layer MLPs');
-  const hidden = fits.map((f) => f.layers[0]!);
+  if (fits[0]!.length !== 2) throw new Error('seeds > 1 combines linear heads and one-hidden-layer MLPs');
+  const hidden = fits.map((f) => f[0]!);
   const { inputs, units } = hidden[0]!;
   const kernel: number[] = [];
   for (let i = 0; i < inputs; i++) for (const h of hidden) kernel.push(...h.kernel.slice(i * units, (i + 1) * units));
@@ -304,13 +317,13 @@ async function fitAveraged(
   const last = fits.map(out);
   const combined: DenseLayer = {
     inputs: units * k,
-    units: classes,
+    units: last[0]!.units,
     // Row-major [inputs][units]: fit f's rows follow fit f − 1's, in the order of the wide hidden layer.
     kernel: last.flatMap((l) => l.kernel.map((w) => Number((w / k).toPrecision(7)))),
     bias: last[0]!.bias.map((_, j) => avg(last.map((l) => l.bias[j]!))),
     activation: 'linear',
   };
-  return { layers: [wide, combined], finalLoss };
+  return [wide, combined];
 }
 
 // Seven significant digits are what float32 holds; shorter JSON, identical model.
