@@ -77,6 +77,7 @@ const { values: args } = parseArgs({
     'skip-unembedded': { type: 'boolean', default: false },
     'seed-study': { type: 'string' },
     'seed-study-out': { type: 'string', default: 'data/tmp/seed-study.json' },
+    'seed-study-tasks': { type: 'string', default: 'hype,brand' },
   },
 });
 
@@ -240,7 +241,7 @@ const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene
 // keeps the v3 normaliser; the remnants are an augmentation (measured in assets/models/README.md: the brand
 // head transfers better across sources when it learns from them).
 /** A task-list flag (`--mix-trim brand`, `--remnant-scenes hype,brand`): the tasks it names, validated. */
-function tasksArg(flag: 'mix-trim' | 'remnant-scenes'): Set<Task> {
+function tasksArg(flag: 'mix-trim' | 'remnant-scenes' | 'seed-study-tasks'): Set<Task> {
   const tasks = (args[flag] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of tasks) if (t !== 'hype' && t !== 'brand') throw new Error(`--${flag} takes hype, brand or hype,brand; got ${t}`);
   return new Set(tasks as Task[]);
@@ -416,7 +417,8 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
 // that. Per task and fold (held-out, then each left-out source), N single fits (seeds seed … seed + N − 1) of the
 // recipe; every ensemble of k of them is scored from the fits' logits (a seed ensemble laid side by side answers
 // the mean of its fits' logits: `combineFits`, tested), as served (with the mirror view where the head has one).
-// Writes --seed-study-out after each fold and writes no heads.
+// Writes --seed-study-out after each fold and writes no heads. `--seed-study-tasks brand` studies one task (one process
+// per task uses both cores: a fit runs on one).
 if (args['seed-study'] !== undefined) {
   const n = Number(args['seed-study']);
   if (!Number.isInteger(n) || n < 2) throw new Error(`--seed-study is a whole number of fits ≥ 2, not ${args['seed-study']}`);
@@ -445,14 +447,15 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
     const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
     return { mean: round4(mean), sd: round4(sd), min: round4(Math.min(...v)), max: round4(Math.max(...v)) };
   };
+  const tasks = [...tasksArg('seed-study-tasks')];
   const folds: { task: Task; fold: string; train: number[]; test: number[] }[] = [];
-  for (const task of ['hype', 'brand'] as const) {
+  for (const task of tasks) {
     const idx = indicesFor(task);
     const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
     const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize, seed });
     folds.push({ task, fold: 'held-out', train: split.train.map((k) => idx[k]!), test: split.test.map((k) => idx[k]!) });
   }
-  for (const task of ['hype', 'brand'] as const) {
+  for (const task of tasks) {
     const idx = indicesFor(task);
     for (const f of leaveOneSourceOut(idx.map((i) => items[i]!.row.source))) {
       const train = f.train.map((k) => idx[k]!);
