@@ -7,6 +7,8 @@
  * embed nothing twice → per task: fuzzy-name group split (test 10 %, seed 42), train on the train side,
  * report on the held-out side → leave-one-source-out folds (train on all sources but one, test on it) →
  * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
+ * `--seed-study N` instead measures how the figures move with the fits' seeds, and what an ensemble of k fits
+ * buys (writes JSON, no heads).
  * `--labels a.csv[,b.csv]`: label overlays that add labels the manifest lacks (assets/labels/: our brand labels
  * for the dev set's zjy-T photos).
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
@@ -82,7 +84,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--compare-tta] [--seed 42] [--ablation]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-out data/tmp/seed-study.json]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
