@@ -25,6 +25,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore } from '../engine/store/index.ts';
+import { seededRandom } from '../engine/random.ts';
 import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
@@ -429,18 +430,6 @@ if (args['seed-study'] !== undefined) {
   process.exit(0);
 }
 
-/** Seeded uniform [0, 1) (mulberry32), for drawing the study's random ensembles. */
-function uniform(seedValue: number): () => number {
-  let a = seedValue >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function seedStudy(n: number, outFile: string): Promise<void> {
   const sizes = [1, 2, 3, 5, 8, 10, 15, 20].filter((k) => k <= n);
   const draws = 30;
@@ -493,7 +482,7 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
       const rep = classificationReport(truth, predicted, labelsOf(f.task));
       return { accuracy: rep.accuracy, macroF1: rep.macroF1 };
     };
-    const rand = uniform(seed * 7919 + folds.indexOf(f));
+    const rand = seededRandom(seed * 7919 + folds.indexOf(f));
     const bySize = sizes.map((k) => {
       // Disjoint blocks of consecutive seeds (independent ensembles), and random k-subsets of the n fits.
       const blocks = Array.from({ length: Math.floor(n / k) }, (_, b) => score(Array.from({ length: k }, (_, j) => b * k + j)));
