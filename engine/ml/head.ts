@@ -89,7 +89,7 @@ export const headModelSchema = z
     /**
      * Test-time view: `mirror` = serving also runs the head on the photo's mirror image (same pipeline, the view
      * flip augmentation trained on) and averages the two views' probabilities. Written by `train:defaults
-     * --brand-tta mirror` where it was measured to help (assets/models/README.md) and by community runs whose
+     * --brand-tta mirror --hype-tta mirror` where it was measured to help (assets/models/README.md) and by community runs whose
      * `--tta` chose it (plugins/training/lib/pipeline.ts); absent = the photo alone.
      */
     tta: z.enum(['mirror']).optional(),
