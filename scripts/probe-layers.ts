@@ -1,17 +1,18 @@
 /**
  * `npx tsx scripts/probe-layers.ts --data <manifest.csv> [--labels a.csv,b.csv] [--task brand]`: which of
  * InceptionV3's layers, pooled, make the best embedding for a task — the measurement behind the multi-level
- * backbone `inception_v3_m7` (engine/ml/backbones.ts).
+ * backbones `inception_v3_m7` and `inception_v3_m67` (engine/ml/backbones.ts).
  *
  * Every labelled photo goes through the shipped pipeline (normalise + shoe localiser, no orientation), plain and
- * mirrored, once; the spatial mean and max of `mixed7`..`mixed10` are kept in memory (about 100 KB a photo).
+ * mirrored, once; the spatial mean and max of the blocks the chosen combinations pool (`mixed5`..`mixed10`) are kept
+ * in memory (up to about 70 KB a view).
  * Then, per combination of pooled layers, a linear head (the shipped brand head's kind, class weights, seed 42,
  * trained on plain + mirrored rows) is scored on train:defaults' held-out fuzzy-name group split and on each
  * leave-one-source-out fold. `--block-l2` L2-normalises each layer's vector before concatenating (the backbone
  * concatenates raw means, which measured as well or better).
  *
- * Heavy: ~6 minutes of forward passes on 2 cores with onnxruntime, then ~4 minutes per combination; run it with
- * `nice -n 10`. `--combos` picks combinations by name (see COMBOS).
+ * Heavy: about 15 minutes of forward passes (plain and mirrored, onnxruntime) when two probes share 2 cores, then
+ * one to four minutes per combination; run it with `nice -n 10`. `--combos` picks combinations by name (see COMBOS).
  */
 import { parseArgs } from 'node:util';
 import { loadBackbone } from '../engine/ml/backbones.ts';
@@ -42,7 +43,7 @@ const seed = Number(args.seed);
 const log = (m: string): void => console.error(`[probe-layers] ${m}`);
 
 /** Layers probed and their channel counts (InceptionV3). */
-const LAYERS = { mixed7: 768, mixed8: 1280, mixed9: 2048, mixed10: 2048 } as const;
+const LAYERS = { mixed5: 768, mixed6: 768, mixed7: 768, mixed8: 1280, mixed9: 2048, mixed10: 2048 } as const;
 type Layer = keyof typeof LAYERS;
 /** Named combinations of pooled blocks (`gap`: spatial mean, `gmp`: spatial max). `gap10` = the plain embedding. */
 const COMBOS: Readonly<Record<string, readonly `${Layer}:${'gap' | 'gmp'}`[]>> = {
@@ -53,9 +54,17 @@ const COMBOS: Readonly<Record<string, readonly `${Layer}:${'gap' | 'gmp'}`[]>> =
   'gap7+gap10': ['mixed7:gap', 'mixed10:gap'],
   'gmp7+gap10': ['mixed7:gmp', 'mixed10:gap'],
   'gap7+gap9+gap10': ['mixed7:gap', 'mixed9:gap', 'mixed10:gap'],
+  // Blocks below mixed7 (same 17×17 grid): do finer parts add to mixed7, or only a source's texture?
+  'gap6+gap10': ['mixed6:gap', 'mixed10:gap'],
+  'gap5+gap10': ['mixed5:gap', 'mixed10:gap'],
+  'gap6+gap7+gap10': ['mixed6:gap', 'mixed7:gap', 'mixed10:gap'],
+  'gap5+gap7+gap10': ['mixed5:gap', 'mixed7:gap', 'mixed10:gap'],
+  'gap5+gap6+gap7+gap10': ['mixed5:gap', 'mixed6:gap', 'mixed7:gap', 'mixed10:gap'],
 };
 const chosen = args.combos ? args.combos.split(',').map((c) => c.trim()) : Object.keys(COMBOS);
 for (const c of chosen) if (!COMBOS[c]) throw new Error(`unknown combination ${c} (known: ${Object.keys(COMBOS).join(', ')})`);
+/** Only the blocks the chosen combinations pool are read out (memory: six blocks' vectors of 5,500 views add up). */
+const needed = (Object.keys(LAYERS) as Layer[]).filter((l) => chosen.some((c) => COMBOS[c]!.some((b) => b.startsWith(`${l}:`))));
 
 await getTf();
 const source = withLabelOverlays(await readLabelledSource(args.data), args.labels?.split(',').filter(Boolean) ?? [], log);
@@ -69,10 +78,10 @@ const spec: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise
 type Pooled = Map<string, Float32Array>;
 async function pooledViews(flip: boolean): Promise<Pooled[]> {
   const out: Pooled[] = [];
-  for await (const { start, n, outs } of layerBatches(backbone, items, spec, flip, Object.keys(LAYERS))) {
+  for await (const { start, n, outs } of layerBatches(backbone, items, spec, flip, needed)) {
     for (let i = 0; i < n; i++) {
       const pooled: Pooled = new Map();
-      Object.keys(LAYERS).forEach((layer, li) => {
+      needed.forEach((layer, li) => {
         const o = outs[li]!;
         const [, h, w, c] = o.dims as [number, number, number, number];
         const gap = new Float32Array(c);

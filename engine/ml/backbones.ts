@@ -16,7 +16,7 @@ import type { ModelInput, ProgressFn, RawImage } from './types.ts';
 import { accelerateBackbone, type InferenceMethods } from './onnx/backbone.ts';
 
 /** Names of the built-in backbones. */
-export const BACKBONE_NAMES = ['mobilenet_v2', 'inception_v3', 'inception_v3_m7'] as const;
+export const BACKBONE_NAMES = ['mobilenet_v2', 'inception_v3', 'inception_v3_m7', 'inception_v3_m67'] as const;
 
 const INCEPTION_LAYERS = ['mixed0', 'mixed1', 'mixed2', 'mixed3', 'mixed4', 'mixed5', 'mixed6', 'mixed7', 'mixed8', 'mixed9', 'mixed10'] as const;
 
@@ -80,6 +80,20 @@ export const BACKBONE_SPECS: Readonly<Record<BackboneName, BackboneSpec>> = {
     featureLayers: INCEPTION_LAYERS,
     embeddingParts: ['mixed7', 'mixed10'],
     derivedFrom: { base: 'inception_v3', pooled: ['mixed7'] },
+  },
+  // The same with the block below mixed7 too (mixed6, also 17×17×768): a linear probe on plain + mirrored photos
+  // (scripts/probe-layers.ts) scored it above mixed7 + mixed10 on every brand fold (held-out macro-F1 0.805 →
+  // 0.836, the three left-out sources +0.14, +0.02, +0.04 accuracy) and on hype's held-out, axelooc59 and zjy-T
+  // folds (assets/models/README.md, "Two mid-level blocks"). Same forward pass, one more spatial mean.
+  inception_v3_m67: {
+    name: 'inception_v3_m67',
+    inputSize: 299,
+    embedDim: 768 + 768 + 2048,
+    embeddingLayer: 'solescope_embedding',
+    camLayer: 'mixed10',
+    featureLayers: INCEPTION_LAYERS,
+    embeddingParts: ['mixed6', 'mixed7', 'mixed10'],
+    derivedFrom: { base: 'inception_v3', pooled: ['mixed6', 'mixed7'] },
   },
 };
 

@@ -119,41 +119,47 @@ describe('built-in backbones (nsfwjs, offline)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('GIVEN the multi-level inception_v3_m7 THEN its embedding is [mean of mixed7, the inception_v3 embedding] on both engines, and the nsfwjs head still answers', async () => {
-    const [inception, m7] = await Promise.all([loadBackbone('inception_v3'), loadBackbone('inception_v3_m7')]);
-    expect(m7).toMatchObject({ name: 'inception_v3_m7', inputSize: 299, embedDim: 768 + 2048, camLayer: 'mixed10' });
-    expect(embeddingPartsOf(m7)).toEqual(['mixed7', 'mixed10']);
+  // Each multi-level variant: the spatial means of its mid-level blocks, then the inception_v3 embedding.
+  it.each([
+    { name: 'inception_v3_m7', pooled: ['mixed7'] },
+    { name: 'inception_v3_m67', pooled: ['mixed6', 'mixed7'] },
+  ] as const)('GIVEN the multi-level $name THEN its embedding is its mid-level blocks\' means, then the inception_v3 embedding, on both engines, and the nsfwjs head still answers', async ({ name, pooled }) => {
+    const [inception, multi] = await Promise.all([loadBackbone('inception_v3'), loadBackbone(name)]);
+    const dim = 768 * pooled.length + 2048;
+    const parts = [...pooled, 'mixed10'];
+    expect(multi).toMatchObject({ name, inputSize: 299, embedDim: dim, camLayer: 'mixed10' });
+    expect(embeddingPartsOf(multi)).toEqual(parts);
     expect(embeddingPartsOf(inception)).toEqual(['mixed10']);
-    expect(pretrainedOf('inception_v3_m7')).toBe('inception_v3');
-    expect(m7.model).not.toBe(inception.model); // its own weights: disposing one leaves the other intact
+    expect(pretrainedOf(name)).toBe('inception_v3');
+    expect(multi.model).not.toBe(inception.model); // its own weights: disposing one leaves the other intact
     const img = randomImages(1, 299, 11)[0]!;
     const before = tf.memory().numTensors;
-    const [fast] = await m7.embedImages([img]); // onnxruntime where available
+    const [fast] = await multi.embedImages([img]); // onnxruntime where available
     const [base] = await inception.embedImages([img]);
     const x = tf.tensor4d(img, [1, 299, 299, 3]);
-    const [mixed7] = inception.features(x, ['mixed7']);
-    const mean7 = tf.mean(mixed7!, [1, 2]);
-    const want = [...(await mean7.data()), ...base!];
-    const viaTfjs = m7.embed(x);
+    const blocks = inception.features(x, [...pooled]);
+    const means = blocks.map((b) => tf.mean(b, [1, 2]));
+    const want = [...(await Promise.all(means.map((m) => m.data()))).flatMap((m) => [...m]), ...base!];
+    const viaTfjs = multi.embed(x);
     const slow = await viaTfjs.data();
-    tf.dispose([x, mixed7!, mean7, viaTfjs]);
-    expect(fast).toHaveLength(2816);
+    tf.dispose([x, ...blocks, ...means, viaTfjs]);
+    expect(fast).toHaveLength(dim);
     want.forEach((v, i) => {
       expect(Math.abs(fast![i]! - v)).toBeLessThan(1e-3);
       expect(Math.abs(slow[i]! - v)).toBeLessThan(1e-3);
     });
-    const [scores] = await nsfwScores(m7, [img]);
+    const [scores] = await nsfwScores(multi, [img]);
     expect(Object.values(scores!).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
     // Grad-CAM through tf.grad on the whole multi-level embedding = the closed form with a linear head's column.
-    const w = Array.from({ length: 2816 * 2 }, (_, i) => Math.sin(i * 0.37) * 0.01);
-    const wT = tf.tensor2d(w, [2816, 2]);
+    const w = Array.from({ length: dim * 2 }, (_, i) => Math.sin(i * 0.37) * 0.01);
+    const wT = tf.tensor2d(w, [dim, 2]);
     const head = (e: tfTypes.Tensor2D): tfTypes.Tensor2D => tf.matMul(e, wT);
-    const viaGrad = await gradCam(m7, img, head, { classIndex: 1 });
+    const viaGrad = await gradCam(multi, img, head, { classIndex: 1 });
     const xb = tf.tensor4d(img, [1, 299, 299, 3]);
-    const acts = await layersActivations(m7, xb, ['mixed7', 'mixed10']);
-    const closed = await gradCamFromGradientParts([{ layer: 'mixed7', activations: acts[0]! }, { layer: 'mixed10', activations: acts[1]! }], w.filter((_, i) => i % 2 === 1), { classIndex: 1, scores: [] });
+    const acts = await layersActivations(multi, xb, parts);
+    const closed = await gradCamFromGradientParts(parts.map((layer, i) => ({ layer, activations: acts[i]! })), w.filter((_, i) => i % 2 === 1), { classIndex: 1, scores: [] });
     tf.dispose([wT, xb, ...acts]);
-    expect(viaGrad).toMatchObject({ layer: 'mixed7+mixed10', heatmap: { width: 17, height: 17 } });
+    expect(viaGrad).toMatchObject({ layer: parts.join('+'), heatmap: { width: 17, height: 17 } });
     viaGrad.heatmap.data.forEach((v, i) => expect(v).toBeCloseTo(closed.heatmap.data[i]!, 3));
     expect(tf.memory().numTensors).toBe(before);
   });
