@@ -4,7 +4,7 @@ Run with Debian's python3-torch (/usr/bin/python3). Weights are random (torchvis
 ones): throughput does not depend on the weight values. Prints one JSON object:
 {"torch": "1.13.1", "threads": 2, "rows": [{"backbone", "batch", "imgPerSec", "msPerBatch", "runs"}]}.
 
-Usage: bench/torch-embed.py [--backbones mobilenet_v2,inception_v3,inception_v3_m7] [--batches 1,16] [--seconds 4] [--threads N]
+Usage: bench/torch-embed.py [--backbones mobilenet_v2,inception_v3,inception_v3_m7,inception_v3_m67] [--batches 1,16] [--seconds 4] [--threads N]
 """
 
 import argparse
@@ -30,21 +30,28 @@ def build(name):
     if name == "inception_v3_m7":
         # solescope's multi-level embedding: the spatial mean of Keras' mixed7 (torchvision's Mixed_6e, 768
         # channels at 17x17) next to the pooled top (2048), 2816-d: the same network and one more reduction.
-        return InceptionM7(), 299
+        return InceptionMulti(["Mixed_6e"]), 299
+    if name == "inception_v3_m67":
+        # The same with Keras' mixed6 (torchvision's Mixed_6d) first: 3584-d.
+        return InceptionMulti(["Mixed_6d", "Mixed_6e"]), 299
     raise SystemExit(f"unknown backbone {name}")
 
 
-class InceptionM7(torch.nn.Module):
-    def __init__(self):
+class InceptionMulti(torch.nn.Module):
+    """InceptionV3 whose embedding is the spatial means of some mid-level blocks, then the pooled top."""
+
+    def __init__(self, blocks):
         super().__init__()
         self.net = torchvision.models.inception_v3(aux_logits=False, init_weights=False)
         self.net.fc = torch.nn.Identity()
-        self.mid = None
-        self.net.Mixed_6e.register_forward_hook(lambda _m, _i, out: setattr(self, "mid", out))
+        self.mid = {}
+        for block in blocks:
+            getattr(self.net, block).register_forward_hook(lambda _m, _i, out, block=block: self.mid.__setitem__(block, out))
+        self.blocks = blocks
 
     def forward(self, x):
         top = self.net(x)
-        return torch.cat([self.mid.mean(dim=(2, 3)), top], dim=1)
+        return torch.cat([self.mid[b].mean(dim=(2, 3)) for b in self.blocks] + [top], dim=1)
 
 
 def measure(model, size, batch, seconds):
