@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
   options: {
     data: { type: 'string' },
     labels: { type: 'string' },
-    backbone: { type: 'string', default: 'inception_v3_m7' },
+    backbone: { type: 'string', default: 'inception_v3_m67' },
     seed: { type: 'string', default: '42' },
     task: { type: 'string', default: 'brand' },
     'dev-every': { type: 'string', default: '2' },

@@ -30,9 +30,10 @@ export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import
 /**
  * The backbone of new heads and of the `embedder` service, the same as the shipped heads' (see
  * assets/models/README.md for why: InceptionV3 generalises across sources far better than MobileNetV2, and its
- * multi-level variant — mixed7's mean next to the usual embedding — tells brands apart better still).
+ * multi-level variants — the means of mid-level blocks next to the usual embedding — tell brands apart better
+ * still: mixed7's since the seventh session, mixed6's and mixed7's since the twenty-third).
  */
-export const DEFAULT_BACKBONE = 'inception_v3_m7';
+export const DEFAULT_BACKBONE = 'inception_v3_m67';
 
 /**
  * The default feature pipeline of new heads, the same as the shipped heads': study normalisation (background
@@ -177,7 +178,7 @@ export interface VisionService {
   embed(image: VisionImage, opts?: { backbone?: string; features?: FeatureSpec; allowLocalPaths?: boolean }): Promise<Float32Array>;
   /**
    * Heatmaps / filter grid PNGs explaining the task's answer. `layer`: where the explanation looked (`mixed10`;
-   * `mixed7+mixed10` for a multi-level backbone; the filters' conv). `framing` (heads that normalise): how the
+   * `mixed6+mixed7+mixed10` for the default multi-level backbone; the filters' conv). `framing` (heads that normalise): how the
    * photo was framed — background handling, the upright turn, the shoe's box in the photo.
    */
   explain(image: VisionImage, opts: { method: 'gradcam' | 'scorecam' | 'filters'; task: Task; modelId?: string | number; allowLocalPaths?: boolean }): Promise<{ images: ReplyImage[]; classification: Classification; layer: string; framing?: Framing }>;
@@ -400,7 +401,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const { input, placement, framing, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the activations of the layers whose spatial means ARE the
-    // embedding (the CAM layer; mixed7 and mixed10 for the multi-level inception_v3_m7): one forward pass (on
+    // embedding (the CAM layer; mixed6, mixed7 and mixed10 for the multi-level inception_v3_m67): one forward pass (on
     // onnxruntime when available) serves both the answer and the heatmap.
     const parts = embeddingPartsOf(backbone);
     let partActivations: tfTypes.Tensor4D[] | undefined;

@@ -375,7 +375,7 @@ export function localiserBackboneOf(name: string): string {
 
 /**
  * The shipped localiser of a backbone (read once per process); MODEL_MISSING when there is none. A multi-level
- * built-in (`inception_v3_m7`) uses its base model's: same weights, same layers, same activations.
+ * built-in (`inception_v3_m7`, `inception_v3_m67`) uses its base model's: same weights, same layers, same activations.
  */
 export function shippedLocaliser(name: string, dir = DEFAULT_LOCALISER_DIR): LocaliserModel {
   const backbone = localiserBackboneOf(name);
