@@ -63,7 +63,7 @@ const COMBOS: Readonly<Record<string, readonly `${Layer}:${'gap' | 'gmp'}`[]>> =
 };
 const chosen = args.combos ? args.combos.split(',').map((c) => c.trim()) : Object.keys(COMBOS);
 for (const c of chosen) if (!COMBOS[c]) throw new Error(`unknown combination ${c} (known: ${Object.keys(COMBOS).join(', ')})`);
-/** Only the blocks the chosen combinations pool are read out (memory: six blocks' vectors of 5,500 views add up). */
+/** Only the blocks the chosen combinations pool are read out (memory: six blocks' vectors for some 4,800 views add up). */
 const needed = (Object.keys(LAYERS) as Layer[]).filter((l) => chosen.some((c) => COMBOS[c]!.some((b) => b.startsWith(`${l}:`))));
 
 await getTf();

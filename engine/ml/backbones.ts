@@ -84,7 +84,9 @@ export const BACKBONE_SPECS: Readonly<Record<BackboneName, BackboneSpec>> = {
   // The same with the block below mixed7 too (mixed6, also 17×17×768): a linear probe on plain + mirrored photos
   // (scripts/probe-layers.ts) scored it above mixed7 + mixed10 on every brand fold (held-out macro-F1 0.805 →
   // 0.836, the three left-out sources +0.14, +0.02, +0.04 accuracy) and on hype's held-out, axelooc59 and zjy-T
-  // folds (assets/models/README.md, "Two mid-level blocks"). Same forward pass, one more spatial mean.
+  // folds. Rebuilt with the shipped recipe it raised brand's held-out macro-F1 from 0.819 to 0.861 and every
+  // left-out source for both tasks (assets/models/README.md, "Two mid-level blocks"). Same forward pass, one more
+  // spatial mean.
   inception_v3_m67: {
     name: 'inception_v3_m67',
     inputSize: 299,
