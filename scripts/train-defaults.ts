@@ -81,11 +81,12 @@ const { values: args } = parseArgs({
     'seed-study': { type: 'string' },
     'seed-study-out': { type: 'string', default: 'data/tmp/seed-study.json' },
     'seed-study-tasks': { type: 'string', default: 'hype,brand' },
+    'seed-study-folds': { type: 'string' },
   },
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-out data/tmp/seed-study.json]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -421,7 +422,8 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
 // recipe; every ensemble of k of them is scored from the fits' logits (a seed ensemble laid side by side answers
 // the mean of its fits' logits: `combineFits`, tested), as served (with the mirror view where the head has one).
 // Writes --seed-study-out after each fold and writes no heads. `--seed-study-tasks brand` studies one task (one process
-// per task uses both cores: a fit runs on one).
+// per task uses both cores: a fit runs on one); `--seed-study-folds` picks folds by name (`held-out`, or a left-out
+// source such as `CShorten`), so a study stopped part-way can go on where it stopped, or split across processes.
 if (args['seed-study'] !== undefined) {
   const n = Number(args['seed-study']);
   if (!Number.isInteger(n) || n < 2) throw new Error(`--seed-study is a whole number of fits ≥ 2, not ${args['seed-study']}`);
@@ -453,6 +455,20 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
       if (new Set(train.map((i) => items[i]!.row[task])).size < 2) continue;
       folds.push({ task, fold: `LOSO ${f.source}`, train, test: f.test.map((k) => idx[k]!) });
     }
+  }
+  const wanted = args['seed-study-folds']?.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (wanted) {
+    // A source is named in full (`CShorten/NIKE_vs_ADIDAS`) or by its owner (`CShorten`), as the README's tables do.
+    const matches = (fold: string, w: string) => {
+      const name = fold.replace(/^LOSO /, '');
+      return name === w || name.startsWith(`${w}/`);
+    };
+    const unknown = wanted.filter((w) => !folds.some((f) => matches(f.fold, w)));
+    if (unknown.length > 0) {
+      const names = [...new Set(folds.map((f) => f.fold.replace(/^LOSO /, '')))];
+      throw new Error(`--seed-study-folds: no fold ${unknown.join(', ')}; the folds are ${names.join(', ')}`);
+    }
+    folds.splice(0, folds.length, ...folds.filter((f) => wanted.some((w) => matches(f.fold, w))));
   }
   const out: Record<string, unknown>[] = [];
   for (const f of folds) {
