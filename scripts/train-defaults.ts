@@ -163,6 +163,15 @@ const backbone = await loadBackbone(backboneName);
 // Only rows with a label for some task are needed; decode them once for their content ids.
 const items = await loadLabelledItems(source, (file, why) => log(`skip ${file}: ${why}`));
 log(`${items.length} labelled images decoded`);
+// Check --seed-study-folds against the data's sources now, not after the long embedding pass.
+{
+  const known = ['held-out', ...new Set(items.map((it) => it.row.source ?? ''))].filter((v) => v !== '');
+  const unknown = seedStudyFolds().filter((w) => !known.some((name) => foldMatches(name, w)));
+  if (unknown.length > 0) {
+    console.error(`--seed-study-folds: no fold ${unknown.join(', ')}; the folds are ${known.join(', ')}`);
+    process.exit(2);
+  }
+}
 
 // Every embedding below is of all labelled items (read from disk only when not cached).
 const embedList = asEmbedItems(items);
@@ -456,19 +465,15 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
       folds.push({ task, fold: `LOSO ${f.source}`, train, test: f.test.map((k) => idx[k]!) });
     }
   }
-  const wanted = args['seed-study-folds']?.split(',').map((v) => v.trim()).filter((v) => v !== '');
-  if (wanted) {
-    // A source is named in full (`CShorten/NIKE_vs_ADIDAS`) or by its owner (`CShorten`), as the README's tables do.
-    const matches = (fold: string, w: string) => {
-      const name = fold.replace(/^LOSO /, '');
-      return name === w || name.startsWith(`${w}/`);
-    };
-    const unknown = wanted.filter((w) => !folds.some((f) => matches(f.fold, w)));
+  const wanted = seedStudyFolds();
+  if (wanted.length > 0) {
+    // A named source may still have no fold for a task (a left-out source that leaves one class): say so.
+    const unknown = wanted.filter((w) => !folds.some((f) => foldMatches(f.fold.replace(/^LOSO /, ''), w)));
     if (unknown.length > 0) {
       const names = [...new Set(folds.map((f) => f.fold.replace(/^LOSO /, '')))];
       throw new Error(`--seed-study-folds: no fold ${unknown.join(', ')}; the folds are ${names.join(', ')}`);
     }
-    folds.splice(0, folds.length, ...folds.filter((f) => wanted.some((w) => matches(f.fold, w))));
+    folds.splice(0, folds.length, ...folds.filter((f) => wanted.some((w) => foldMatches(f.fold.replace(/^LOSO /, ''), w))));
   }
   const out: Record<string, unknown>[] = [];
   for (const f of folds) {
@@ -525,6 +530,16 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
     mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, JSON.stringify({ command, seed, fits: n, folds: out }, null, 2) + '\n');
   }
+}
+
+/** `--seed-study-folds`, split: fold names (`held-out`, or a left-out source). */
+function seedStudyFolds(): string[] {
+  return (args['seed-study-folds'] ?? '').split(',').map((v) => v.trim()).filter((v) => v !== '');
+}
+
+/** A source is named in full (`CShorten/NIKE_vs_ADIDAS`) or by its owner (`CShorten`), as the README's tables do. */
+function foldMatches(name: string, wanted: string): boolean {
+  return name === wanted || name.startsWith(`${wanted}/`);
 }
 
 // Six digits: four made 196/231 read back as 0.8485, which prints as 0.849 at three decimals where the figure is 0.848.
