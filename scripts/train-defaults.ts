@@ -467,13 +467,13 @@ async function seedStudy(n: number, outFile: string): Promise<void> {
   }
   const wanted = seedStudyFolds();
   if (wanted.length > 0) {
+    const nameOf = (f: (typeof folds)[number]) => f.fold.replace(/^LOSO /, '');
     // A named source may still have no fold for a task (a left-out source that leaves one class): say so.
-    const unknown = wanted.filter((w) => !folds.some((f) => foldMatches(f.fold.replace(/^LOSO /, ''), w)));
+    const unknown = wanted.filter((w) => !folds.some((f) => foldMatches(nameOf(f), w)));
     if (unknown.length > 0) {
-      const names = [...new Set(folds.map((f) => f.fold.replace(/^LOSO /, '')))];
-      throw new Error(`--seed-study-folds: no fold ${unknown.join(', ')}; the folds are ${names.join(', ')}`);
+      throw new Error(`--seed-study-folds: no fold ${unknown.join(', ')}; the folds are ${[...new Set(folds.map(nameOf))].join(', ')}`);
     }
-    folds.splice(0, folds.length, ...folds.filter((f) => wanted.some((w) => foldMatches(f.fold.replace(/^LOSO /, ''), w))));
+    folds.splice(0, folds.length, ...folds.filter((f) => wanted.some((w) => foldMatches(nameOf(f), w))));
   }
   const out: Record<string, unknown>[] = [];
   for (const f of folds) {
