@@ -38,6 +38,11 @@
  * `@ns` / `@nv` / `@nsv` fit the head with the within-class differences between sources / training views / both
  * projected out of its input (`trainHead`'s `nuisanceGroups`; train:defaults' `--nuisance`);
  * `@o2` fits the head from seed + 2 (the split stays the seed's): how much one fit's luck moves the figures.
+ * `--heads DIR` scores the head files in DIR (`hype.head.json`, `brand.head.json`, e.g. assets/models: the shipped
+ * heads themselves) instead of fitting heads: no training views are embedded, the pipelines say only how to serve
+ * (their `+` extras and `@s`/`@o`/`@n` are ignored), and a file must name `--backbone`.
+ * `@learn` (with `@up` and `--angle-model FILE`, e.g. assets/models/angle-inception_v3_m67.json) serves with the learnt
+ * turn, as a head whose features say `learntTurn` is served (plugins/vision/lib/angle.ts; `npm run train:angle`).
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
  * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
@@ -60,7 +65,8 @@ import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
-import { predictHead, type FeatureSpec } from '../plugins/vision/lib/head.ts';
+import { makeTurner, parseAngleModel, type AngleModel } from '../plugins/vision/lib/angle.ts';
+import { loadHeadFile, predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { fuzzyGroups, groupSplit } from '../plugins/vision/lib/split.ts';
@@ -82,6 +88,10 @@ const { values: args } = parseArgs({
     'brand-head': { type: 'string', default: 'linear' },
     kinds: { type: 'string', default: 'grey,floor,busy' },
     'turn-report': { type: 'boolean', default: false },
+    heads: { type: 'string' },
+    'angle-model': { type: 'string' },
+    'learn-on': { type: 'string' },
+    'learn-confidence': { type: 'string' },
   },
 });
 if (!args.data) {
@@ -120,6 +130,7 @@ function parsePipeline(name: string): {
   serveLocated: boolean;
   serveUpright: boolean;
   oracle: boolean;
+  learn: boolean;
   crops?: CropVote;
   mirror: boolean;
   headSeeds: number;
@@ -128,7 +139,7 @@ function parsePipeline(name: string): {
 } {
   const [stem, ...serving] = name.split('@');
   for (const sv of serving) {
-    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'crops' && sv !== 'cropsmax' && sv !== 'mirror' && sv !== 'ns' && sv !== 'nv' && sv !== 'nsv' && !/^[so][1-9]\d?$/.test(sv)) {
+    if (sv !== 'loc' && sv !== 'up' && sv !== 'oracle' && sv !== 'learn' && sv !== 'crops' && sv !== 'cropsmax' && sv !== 'mirror' && sv !== 'ns' && sv !== 'nv' && sv !== 'nsv' && !/^[so][1-9]\d?$/.test(sv)) {
       throw new Error(`unknown pipeline ${name}: after @ come loc (shoe localiser), up (upright step), oracle (turned shoes turned back by their true angle), crops or cropsmax (also score the left and right part of the framed shoe), mirror (average with the mirrored input, as a head with tta: mirror is served), sN (the mean of N fits from consecutive seeds), oN (the head's seed + N), ns / nv / nsv (the head fitted with the within-class source / view / both differences projected out)`);
     }
   }
@@ -142,9 +153,10 @@ function parsePipeline(name: string): {
   for (const e of extras) if (!EXTRAS.includes(e as Extra)) throw new Error(`unknown pipeline ${name}: after + come ${EXTRAS.join(', ')}`);
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
+  if (serving.includes('learn') && (!serveUpright || args['angle-model'] === undefined)) throw new Error(`pipeline ${name}: @learn needs @up and --angle-model`);
   const nu = serving.find((sv) => /^n[sv]+$/.test(sv)) ?? '';
   const nuisance = [...(nu.includes('s') ? ['source' as const] : []), ...(nu.includes('v') ? ['view' as const] : [])];
-  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), ...(crops ? { crops } : {}), mirror: serving.includes('mirror'), headSeeds, headSeedOffset, nuisance };
+  return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), learn: serving.includes('learn'), ...(crops ? { crops } : {}), mirror: serving.includes('mirror'), headSeeds, headSeedOffset, nuisance };
 }
 
 /**
@@ -302,6 +314,40 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
   return views;
 }
 
+/** A head fitted on a pipeline's training views (`@sN` seeds from seed + `@oN`, `@ns`/`@nv` projections). */
+async function fitHead(task: Task, p: string, train: readonly LabelledItem[], headSeeds: number, headSeedOffset: number, nuisance: readonly ('source' | 'view')[]): Promise<HeadModel> {
+  const views = await trainViews(p, train);
+  const xs = views.flat();
+  const ys = views.flatMap(() => train.map((it) => it.row[task]!));
+  const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
+  const mlp = task === 'hype' || args['brand-head'] === 'mlp';
+  // @ns / @nv: the rows' source, or which training view (plain, mirror, scene copy, …) they are.
+  const nuisanceGroups = nuisance.map((kind) => views.flatMap((_, v) => train.map((it) => (kind === 'source' ? (it.row.source ?? '') : String(v)))));
+  return trainHead(
+    { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys, ...(nuisanceGroups.length > 0 ? { nuisanceGroups } : {}) },
+    mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
+  );
+}
+
+/** `--heads DIR`: the task's head file there, which must be on `--backbone` (the embeddings it is scored on). */
+function shippedHead(task: Task): HeadModel {
+  const head = loadHeadFile(path.join(args.heads!, `${task}.head.json`));
+  if (head.backbone !== backbone.name) throw new Error(`${task}.head.json in ${args.heads} is on ${head.backbone}, not --backbone ${backbone.name}`);
+  return head;
+}
+
+/**
+ * `--angle-model`: the learnt turn `@learn` serves with (scripts/train-angle.ts); `--learn-on located,segmented` and
+ * `--learn-confidence 0.5` serve it at another operating point than its file's.
+ */
+const angleModel: AngleModel | undefined = args['angle-model']
+  ? {
+      ...parseAngleModel(JSON.parse(await readFile(args['angle-model'], 'utf8'))),
+      ...(args['learn-on'] ? { applyTo: args['learn-on'].split(',') as NonNullable<AngleModel['applyTo']>[number][] } : {}),
+      ...(args['learn-confidence'] ? { minConfidence: Number(args['learn-confidence']) } : {}),
+    }
+  : undefined;
+
 interface Row {
   readonly task: Task;
   readonly pipeline: string;
@@ -368,20 +414,10 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   // Held-out embeddings per serving pipeline and kind (pipelines that differ only in training views share them).
   const heldOut = new Map<string, Float32Array[]>();
   for (const p of pipelines) {
-    const views = await trainViews(p, train);
-    const xs = views.flat();
-    const ys = views.flatMap(() => train.map((it) => it.row[task]!));
-    const features: FeatureSpec = { trim: false, flipAverage: false, l2: true };
-    const { base, serveLocated, serveUpright, oracle, crops, mirror, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
-    const mlp = task === 'hype' || args['brand-head'] === 'mlp';
-    // @ns / @nv: the rows' source, or which training view (plain, mirror, scene copy, …) they are.
-    const nuisanceGroups = nuisance.map((kind) => views.flatMap((_, v) => train.map((it) => (kind === 'source' ? (it.row.source ?? '') : String(v)))));
-    const head = await trainHead(
-      { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys, ...(nuisanceGroups.length > 0 ? { nuisanceGroups } : {}) },
-      mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
-    );
+    const { base, serveLocated, serveUpright, oracle, learn, crops, mirror, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
+    const head = args.heads ? shippedHead(task) : await fitHead(task, p, train, headSeeds, headSeedOffset, nuisance);
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
-    const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}${oracle ? '@oracle' : ''}`;
+    const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}${oracle ? '@oracle' : ''}${learn ? '@learn' : ''}`;
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
       let cropEmb = heldOut.get(`${serveKey}|${kind}|crops`);
@@ -390,19 +426,29 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         const inputs: Float32Array[] = [];
         const turned = kind !== 'clean' && parseKind(kind).turn !== undefined;
         const rotations: number[] = [];
+        // @learn: served with the learnt turn, as a head with `learntTurn` is (its looks' embeddings come back).
+        const served = learn ? { ...serve, learntTurn: true } : serve;
+        const turner = learn ? makeTurner(backbone, angleModel!) : undefined;
+        const looked: (Float32Array | undefined)[] = [];
+        let learnt = 0;
         for (const [i, shifted] of tests.get(kind)!.entries()) {
           // @oracle: the turned shoe turned back by its true angle first, the upright step's best case.
           const raw = oracle && turned ? await turnBack(shifted, trueTurns.get(kind)![i]!) : shifted;
-          const placed = await prepareInputPlaced(raw, size, serve, locatorFor(backbone, serve));
+          const placed = await prepareInputPlaced(raw, size, served, locatorFor(backbone, serve), turner);
           inputs.push(placed.input);
+          looked.push(placed.embedding);
           rotations.push(placed.framing?.rotation ?? 0);
+          if (placed.framing?.learntTurn !== undefined) learnt++;
         }
-        if (turned) stepTurns.set(`${serveKey}|${kind}`, rotations);
+        if (learn) log(`${task} ${p} ${kind}: the learnt turn turned ${learnt} of ${inputs.length}`);
         // A crops pipeline after a plain one with the same serving reuses its whole-view embeddings.
         if (!emb) {
-          emb = await backbone.embedImages(inputs, { batchSize: 16 });
+          const todo = looked.map((e, i) => (e ? -1 : i)).filter((i) => i >= 0);
+          const fresh = todo.length > 0 ? await backbone.embedImages(todo.map((i) => inputs[i]!), { batchSize: 16 }) : [];
+          emb = looked.map((e, i) => e ?? fresh[todo.indexOf(i)]!);
           heldOut.set(`${serveKey}|${kind}`, emb);
         }
+        if (turned) stepTurns.set(`${serveKey}|${kind}`, rotations);
         if (crops) {
           const sides: Float32Array[] = [];
           for (const input of inputs) sides.push(...(await sideCrops(input, size)));

@@ -37,6 +37,13 @@ export const featureSpecSchema = z.object({
    * `upright`), as users photograph shoes lying diagonally or toe-up. Absent in older heads.
    */
   upright: z.boolean().optional(),
+  /**
+   * With `normalise`, at serving: where the localiser's box is the object (no silhouette for the upright step to
+   * measure, as on a busy shelf), read from the backbone's embedding how far the shoe is still turned (the backbone's
+   * angle model, plugins/vision/lib/angle.ts) and, at 30° or more, turn it that much further when a second look
+   * reads the turned view as level. Absent in older heads.
+   */
+  learntTurn: z.boolean().optional(),
 });
 /** Feature pipeline options stored with a head. */
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;

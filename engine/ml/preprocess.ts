@@ -61,6 +61,13 @@ export interface PreprocessOptions {
    * heads learnt from side views on a level sole; users photograph shoes at any angle. See {@link uprightEvidence}.
    */
   readonly upright?: boolean;
+  /**
+   * Turn the photo by exactly this many degrees (counter-clockwise as displayed) before framing, instead of what
+   * the upright step would measure; 0 leaves it as it is. For a turn found elsewhere: the learnt turn
+   * (plugins/vision/lib/angle.ts) reads from the backbone's embedding how far a shoe the step left alone is still
+   * turned. Part of {@link prepCacheKey}.
+   */
+  readonly turn?: number;
 }
 
 /** How the background was handled (see {@link PreprocessResult.background}). */
@@ -143,7 +150,7 @@ export const UPRIGHT_VERSION = 2;
 /** The string to key caches with: version plus the options that change the output. */
 export function prepCacheKey(opts: PreprocessOptions): string {
   const flag = (v: boolean | undefined): number => (v === false ? 0 : 1);
-  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}${opts.upright === true ? `r${UPRIGHT_VERSION}` : ''}`;
+  return `p${PREP_VERSION}-${opts.size}-o${flag(opts.orient)}c${flag(opts.crop)}s${flag(opts.segment)}${opts.floodAnyUniform === true ? 'u' : ''}${opts.upright === true ? `r${UPRIGHT_VERSION}` : ''}${opts.turn !== undefined ? `t${opts.turn.toFixed(1)}` : ''}`;
 }
 
 // Tunables, chosen on generated silhouettes and checked on the dev set (see the ml-runtime report).
@@ -208,9 +215,11 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   }
   return withImageMat(img, (cv, track, original) => {
     const analysed = analyse(cv, track, original, img.width, img.height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
-    const axis = opts.upright === true && analysed.silhouette !== null ? silhouetteAxis(analysed.silhouette, analysed.aw, analysed.ah) : null;
-    const turn = axis === null ? 0 : uprightTurn(axis);
-    const turned = turn === 0 ? null : turnFrame(cv, track, original, img.width, img.height, analysed, turn);
+    const axis = opts.turn === undefined && opts.upright === true && analysed.silhouette !== null ? silhouetteAxis(analysed.silhouette, analysed.aw, analysed.ah) : null;
+    const turn = opts.turn !== undefined ? opts.turn : axis === null ? 0 : uprightTurn(axis);
+    if (opts.turn !== undefined && !Number.isFinite(opts.turn)) throw new EngineError('BAD_INPUT', `Preprocessing turn must be a finite number of degrees (got ${opts.turn})`);
+    // Without a background mask (segmentation off) there is nothing to frame a turned photo by: left as it is.
+    const turned = turn % 360 === 0 || analysed.background === null ? null : turnFrame(cv, track, original, img.width, img.height, analysed, turn);
     const { src, width, height, a } = turned ?? { src: original, width: img.width, height: img.height, a: analysed };
     const { scale, aw, ah, background, orientation, border } = a;
     const smallBox = a.box;

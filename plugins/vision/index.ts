@@ -3,6 +3,7 @@
  * and the community votes on hype/brand answers. Provides the `vision` service (and `embedder`, the
  * contract the training plugin embeds stored images with).
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { defineCommand, definePlugin, EngineError, fail, imageInput, reply, type CommandContext, type Engine, type ReplyAction } from '../../engine/index.ts';
@@ -11,7 +12,8 @@ import { BRANDS, type Task } from './lib/labels.ts';
 import type { Picture } from './lib/input.ts';
 import type { Framing } from './lib/features.ts';
 import { BACKBONE_NAMES, pretrainedOf, getTf, inferenceStatus, loadOrt, mlStatus } from '../../engine/ml/index.ts';
-import { shippedLocaliser } from './lib/localise.ts';
+import { DEFAULT_LOCALISER_DIR, shippedLocaliser } from './lib/localise.ts';
+import { angleFileName, shippedAngleModel } from './lib/angle.ts';
 import { describeOverlayReport, type NamedOverlayReport } from './lib/dataset.ts';
 import { formatRange } from './lib/metrics.ts';
 
@@ -356,6 +358,16 @@ export function createVisionPlugin(opts: Partial<Omit<VisionServiceOptions, 'sto
             return `${b} missing (${err instanceof EngineError ? err.message : String(err)})`;
           }
         }).join('; '),
+        // The learnt turns heads with `learntTurn` read (plugins/vision/lib/angle.ts): the backbones that ship one.
+        angleModels: BACKBONE_NAMES.filter((b) => existsSync(path.join(DEFAULT_LOCALISER_DIR, angleFileName(b)))).map((b) => {
+          try {
+            const m = shippedAngleModel(b);
+            const median = (m.meta?.validation as { medianError?: number } | undefined)?.medianError;
+            return `${b} (${m.hidden} hidden${median !== undefined ? `, median error ${median}°` : ''})`;
+          } catch (err) {
+            return `${b} unreadable (${err instanceof EngineError ? err.message : String(err)})`;
+          }
+        }).join('; ') || 'none',
       };
     },
     setup(engine: Engine) {

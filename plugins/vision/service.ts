@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, mirrorInput, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -398,7 +398,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
     const variant = variantOf(head.features, false);
-    const { input, placement, framing, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant));
+    const { input, placement, framing, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant), turnerFor(backbone, variant));
     const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the activations of the layers whose spatial means ARE the
     // embedding (the CAM layer; mixed6, mixed7 and mixed10 for the multi-level inception_v3_m67): one forward pass (on

@@ -313,11 +313,13 @@ describe('vision plugin on generated sneakers', () => {
     expect(studio.ok && 'shoeFound' in (studio.reply.data as object)).toBe(false);
   });
 
-  it('GIVEN status THEN the vision section names the backend and the shipped shoe localisers', async () => {
+  it('GIVEN status THEN the vision section names the backend, the shipped shoe localisers and learnt turns', async () => {
     const plugin = createVisionPlugin({ modelsDir });
     const section = (await plugin.status!(engine)) as Record<string, unknown>;
     expect(section.backend).toBeTypeOf('string');
     expect(section.localisers).toMatch(/^mobilenet_v2 \(block_13_expand_relu, threshold 0\.\d+\); inception_v3 \(mixed5, threshold 0\.\d+\)$/);
+    // The shipped heads' backbone ships its learnt turn (assets/models/angle-inception_v3_m67.json).
+    expect(section.angleModels).toMatch(/^inception_v3_m67 \(128 hidden, median error \d+(\.\d)?°\)$/);
   });
 
   it('GIVEN a missing or corrupt model file THEN MODEL_MISSING says how to rebuild it', async () => {

@@ -20,6 +20,7 @@ import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
 import { sceneComposite } from './composite.ts';
 import { LOCALISER_VERSION, makeLocator, shippedLocaliser, type Locator } from './localise.ts';
+import { ANGLE_VERSION, LEARNT_TURN_MIN, makeTurner, shippedAngleModel, type Turner } from './angle.ts';
 
 /** Version of the scene compositing (part of scene variants' cache keys); bump when composites change (2: a share is worn). */
 export const SCENE_VERSION = 2;
@@ -54,11 +55,18 @@ export interface PrepVariant {
   readonly locate?: boolean;
   /** With `normalise`: turn a steeply tilted shoe upright (see `upright` in FeatureSpec). */
   readonly upright?: boolean;
+  /**
+   * With `normalise`: turn the photo by exactly this many degrees (counter-clockwise) instead of what the upright
+   * step measures (engine/ml/preprocess `turn`): the serving path's second look, after the learnt turn.
+   */
+  readonly turn?: number;
+  /** With `normalise`: off a studio backdrop, turn by what the learnt turn reads from the embedding (see `learntTurn` in FeatureSpec). */
+  readonly learntTurn?: boolean;
 }
 
 /** The cache-key part of the study normalisation (its own version included, so a change re-embeds). */
-export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined; upright?: boolean | undefined }): string {
-  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.upright ? `u${UPRIGHT_VERSION}` : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}` : '';
+export function normaliseKey(v: { normalise?: boolean | undefined; orient?: boolean | undefined; locate?: boolean | undefined; upright?: boolean | undefined; learntTurn?: boolean | undefined }): string {
+  return v.normalise ? `+norm${PREP_VERSION}${v.orient ? 'o' : ''}${v.upright ? `u${UPRIGHT_VERSION}` : ''}${v.locate ? `+loc${LOCALISER_VERSION}` : ''}${v.learntTurn ? `+lt${ANGLE_VERSION}` : ''}` : '';
 }
 
 /** The cache-key part of `remnants` (only meaningful with `normalise`). */
@@ -68,7 +76,7 @@ function remnantsKey(v: PrepVariant): string {
 
 /** The embedding cache key of a variant, e.g. `vprep-1+trim+flip`. */
 export function prepKey(v: PrepVariant): string {
-  return `${VISION_PREP_VERSION}${normaliseKey(v)}${remnantsKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}${v.scene !== undefined ? `+scene${SCENE_VERSION}.${v.scene}` : ''}`;
+  return `${VISION_PREP_VERSION}${normaliseKey(v)}${remnantsKey(v)}${v.trim && !v.normalise ? '+trim' : ''}${v.flip ? '+flip' : ''}${v.augment !== undefined ? `+aug${v.augment}` : ''}${v.scene !== undefined ? `+scene${SCENE_VERSION}.${v.scene}` : ''}${v.normalise && v.turn !== undefined ? `+turn${v.turn.toFixed(1)}` : ''}`;
 }
 
 /** The variant of a feature spec for the plain (or mirrored) image. */
@@ -77,7 +85,7 @@ export function variantOf(spec: FeatureSpec, flip: boolean, augment?: number): P
     trim: spec.trim,
     flip,
     ...(augment !== undefined ? { augment } : {}),
-    ...(spec.normalise ? { normalise: true, orient: spec.orient === true, ...(spec.locate ? { locate: true } : {}), ...(spec.upright ? { upright: true } : {}) } : {}),
+    ...(spec.normalise ? { normalise: true, orient: spec.orient === true, ...(spec.locate ? { locate: true } : {}), ...(spec.upright ? { upright: true } : {}), ...(spec.learntTurn ? { learntTurn: true } : {}) } : {}),
   };
 }
 
@@ -141,14 +149,24 @@ export function locatorFor(backbone: Backbone, variant: Pick<PrepVariant, 'norma
 }
 
 /**
+ * The turner a variant needs (the backbone's shipped angle model), or undefined when it needs none.
+ * MODEL_MISSING when the variant asks for one and the backbone has none.
+ */
+export function turnerFor(backbone: Backbone, variant: Pick<PrepVariant, 'normalise' | 'learntTurn'>): Turner | undefined {
+  return variant.normalise && variant.learntTurn ? makeTurner(backbone, shippedAngleModel(backbone.name)) : undefined;
+}
+
+/**
  * How the normaliser framed a photo, for answers to say (`data.framing`): what it took for the background, how
  * far it turned the photo to level the sole, and where the shoe is in the photo the user sent.
  */
 export interface Framing {
   /** `uniform` studio backdrop, `segmented` (GrabCut), `located` (the shoe localiser's box), `busy` (left as is). */
   readonly background: BackgroundKind;
-  /** Degrees the upright step turned the photo (counter-clockwise as displayed); 0 when it did not. */
+  /** Degrees the upright step (and the learnt turn) turned the photo (counter-clockwise as displayed); 0 when it did not. */
   readonly rotation: number;
+  /** Of {@link rotation}, the degrees the learnt turn added (plugins/vision/lib/angle.ts); absent when it added none. */
+  readonly learntTurn?: number;
   /** Whether the view was mirrored (orientation normalisation: the toe pointed left). */
   readonly mirrored: boolean;
   /** The object's box in the photo's own pixels (through the turn, the box of the turned box); the whole photo when none was found. */
@@ -183,7 +201,8 @@ export async function prepareInputPlaced(
   size: number,
   variant: PrepVariant,
   locator?: Locator,
-): Promise<{ input: Float32Array; placement?: HeatmapPlacement; framing?: Framing; shoeFound?: boolean }> {
+  turner?: Turner,
+): Promise<{ input: Float32Array; placement?: HeatmapPlacement; framing?: Framing; shoeFound?: boolean; embedding?: Float32Array }> {
   let rgb = await flatRgb(image);
   if (variant.scene !== undefined) {
     const scene = await sceneComposite({ data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 }, variant.scene);
@@ -193,19 +212,47 @@ export async function prepareInputPlaced(
     if (variant.augment !== undefined) rgb = await augmentRaw(rgb, variant.augment);
     const raw: RawImage = { data: rgb.data, width: rgb.width, height: rgb.height, channels: 3 };
     if (variant.locate && locator === undefined) throw new EngineError('INTERNAL', 'This feature pipeline locates the shoe first: pass the backbone\'s locator');
+    if (variant.learntTurn && turner === undefined) throw new EngineError('INTERNAL', 'This feature pipeline reads the learnt turn: pass the backbone\'s turner');
     const hint = variant.locate ? await locator!(raw, variant.remnants ? { floodAnyUniform: true } : {}) : undefined;
-    const r = await preprocess(raw, {
+    const opts = {
       size,
       orient: variant.orient === true,
       ...(variant.remnants ? { floodAnyUniform: true } : {}),
       ...(hint ? { objectHint: hint } : {}),
       ...(variant.upright ? { upright: true } : {}),
-    });
+      ...(variant.turn !== undefined ? { turn: variant.turn } : {}),
+    };
+    let r = await preprocess(raw, opts);
+    let embedding: Float32Array | undefined;
+    let learnt = 0;
+    // The learnt turn, where its model says to ask (by default where the upright step had no silhouette of its own
+    // to measure: the localiser's box is the object, `located`, as on a busy shelf). There the embedding of this first
+    // look says how far the shoe is still turned; far enough, and the same segmentation is turned by that much more.
+    // The turned view is kept only when a second look reads it as level: a wrong turn (or a level shoe misread)
+    // is then seen as still turned and undone. Both looks' embeddings are the answer's, so this costs one forward
+    // pass only when a turn is tried. (On segmented photos, where the step measures GrabCut's silhouette, the learnt
+    // turn cost more photos than it saved: assets/models/README.md, "The learnt turn".)
+    if (variant.learntTurn && variant.turn === undefined && turner!.applyTo.includes(r.background)) {
+      const look = await turner!.look(r.tensorData);
+      embedding = look.embedding;
+      if (Math.abs(look.prediction.turn) >= LEARNT_TURN_MIN && look.prediction.confidence >= turner!.minConfidence) {
+        const tried = await preprocess(raw, { ...opts, turn: r.rotation + look.prediction.turn });
+        const check = await turner!.look(tried.tensorData);
+        if (Math.abs(check.prediction.turn) < LEARNT_TURN_MIN) {
+          learnt = look.prediction.turn;
+          r = tried;
+          embedding = check.embedding;
+        }
+      }
+      // A mirrored variant's input is the mirror of what was looked at: its embedding is not at hand.
+      if (variant.flip) embedding = undefined;
+    }
     return {
       input: variant.flip ? mirrorInput(r.tensorData, size) : r.tensorData,
       placement: { crop: r.crop, mirrored: r.mirrored !== variant.flip, ...(r.frame ? { frame: r.frame } : {}) },
-      framing: { background: r.background, rotation: r.rotation, mirrored: r.mirrored, shoeBox: boxInPhoto(r.bbox, r.frame, raw.width, raw.height) },
+      framing: { background: r.background, rotation: r.rotation, ...(learnt !== 0 ? { learntTurn: learnt } : {}), mirrored: r.mirrored, shoeBox: boxInPhoto(r.bbox, r.frame, raw.width, raw.height) },
       ...(hint !== undefined ? { shoeFound: hint !== null } : {}),
+      ...(embedding ? { embedding } : {}),
     };
   }
   return { input: await containInput(rgb, size, variant) };
@@ -310,6 +357,8 @@ export interface EmbedItemsOptions {
   readonly remnants?: boolean;
   /** The shoe locator of located specs (default: the backbone's shipped localiser). */
   readonly locator?: Locator;
+  /** The turner of specs with the learnt turn (default: the backbone's shipped angle model). */
+  readonly turner?: Turner;
   /** Images per forward pass (default 8). */
   readonly batchSize?: number;
   readonly onProgress?: (done: number, total: number) => void;
@@ -326,6 +375,7 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
   );
   const perVariant: Float32Array[][] = [];
   const locator = variants.some((v) => v.normalise && v.locate) ? (opts.locator ?? locatorFor(backbone, { normalise: true, locate: true })) : undefined;
+  const turner = variants.some((v) => v.normalise && v.learntTurn) ? (opts.turner ?? turnerFor(backbone, { normalise: true, learntTurn: true })) : undefined;
   const total = items.length * variants.length;
   let done = 0;
   for (const variant of variants) {
@@ -335,16 +385,14 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
     done += result.filter((r) => r !== undefined).length;
     opts.onProgress?.(done, total);
     const missing = items.map((it, k) => ({ it, k })).filter(({ k }) => result[k] === undefined);
-    // Where the localiser finds nothing to do (a studio backdrop is flood-filled, hint or not), or the upright
-    // step leaves the shoe as it is (it was not steeply tilted), the variant's input IS the one without that
-    // step: reuse that cached embedding instead of a forward pass.
+    // Where the localiser finds nothing to do (a studio backdrop is flood-filled, hint or not), the upright step
+    // leaves the shoe as it is (it was not steeply tilted), or the learnt turn is not asked or turns nothing, the
+    // variant's input IS the one without that step: reuse that cached embedding instead of a forward pass.
+    const steps = (['locate', 'upright', 'learntTurn'] as const).filter((k) => variant[k]);
     const alternatives = new Map<string, Map<string, Float32Array>>();
     if (opts.store && missing.length > 0) {
-      for (const alt of [
-        ...(variant.locate ? [{ ...variant, locate: false }] : []),
-        ...(variant.upright ? [{ ...variant, upright: false }] : []),
-        ...(variant.locate && variant.upright ? [{ ...variant, locate: false, upright: false }] : []),
-      ]) {
+      for (let mask = 1; mask < 1 << steps.length; mask++) {
+        const alt = { ...variant, ...Object.fromEntries(steps.filter((_, b) => mask & (1 << b)).map((k) => [k, false])) };
         alternatives.set(prepKey(alt), await opts.store.embeddings.getMany(missing.map(({ it }) => it.sha256), backbone.name, prepKey(alt)));
       }
     }
@@ -359,19 +407,25 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
             const box = await locator(raw, o);
             hinted[j] = box !== null && box !== undefined;
             return box;
-          })),
+          }), turner),
         ),
       );
       const reused = batch.map(({ it }, j) => {
-        const applied = prepKey({ ...variant, ...(variant.locate && !hinted[j] ? { locate: false } : {}), ...(variant.upright && prepared[j]!.placement?.frame === undefined ? { upright: false } : {}) });
+        const applied = prepKey({
+          ...variant,
+          ...(variant.locate && !hinted[j] ? { locate: false } : {}),
+          // No frame: nothing was turned, by the step or by the learnt turn.
+          ...(variant.upright && prepared[j]!.placement?.frame === undefined ? { upright: false } : {}),
+          ...(variant.learntTurn && prepared[j]!.framing?.learntTurn === undefined ? { learntTurn: false } : {}),
+        });
         return applied === key ? undefined : alternatives.get(applied)?.get(it.sha256);
       });
-      const forward = batch.map((_, j) => j).filter((j) => reused[j] === undefined);
+      const forward = batch.map((_, j) => j).filter((j) => reused[j] === undefined && prepared[j]!.embedding === undefined);
       const vectors = forward.length > 0 ? await backbone.embedImages(forward.map((j) => prepared[j]!.input), { batchSize }) : [];
       for (let j = 0; j < batch.length; j++) {
         const { it, k } = batch[j]!;
         const f = forward.indexOf(j);
-        result[k] = f >= 0 ? vectors[f]! : reused[j]!;
+        result[k] = f >= 0 ? vectors[f]! : (reused[j] ?? prepared[j]!.embedding!);
         await opts.store?.embeddings.put(it.sha256, backbone.name, key, result[k]);
       }
       done += batch.length;
@@ -387,9 +441,12 @@ export async function embedItems(backbone: Backbone, items: readonly EmbedItem[]
  * shoe localiser found a shoe (undefined when it did not look: see {@link shoeFoundIn}).
  */
 export async function embedOne(backbone: Backbone, image: RawImage | Uint8Array, spec: FeatureSpec): Promise<{ embedding: Float32Array; inputs: Float32Array[]; shoeFound?: boolean }> {
-  const prepared = await Promise.all(variantsOf(spec).map((v) => prepareInputPlaced(image, backbone.inputSize, v, locatorFor(backbone, v))));
+  const prepared = await Promise.all(variantsOf(spec).map((v) => prepareInputPlaced(image, backbone.inputSize, v, locatorFor(backbone, v), turnerFor(backbone, v))));
   const inputs = prepared.map((p) => p.input);
-  const vectors = await backbone.embedImages(inputs, { batchSize: inputs.length });
+  // The learnt turn's first look may already have embedded the input it kept.
+  const todo = prepared.map((p, k) => (p.embedding ? -1 : k)).filter((k) => k >= 0);
+  const fresh = todo.length > 0 ? await backbone.embedImages(todo.map((k) => inputs[k]!), { batchSize: todo.length }) : [];
+  const vectors = prepared.map((p, k) => p.embedding ?? fresh[todo.indexOf(k)]!);
   const shoeFound = prepared[0]?.shoeFound;
   return { embedding: meanVector(vectors), inputs, ...(shoeFound !== undefined ? { shoeFound } : {}) };
 }

@@ -1,0 +1,202 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it, expect } from 'vitest';
+import { preprocess } from '../../engine/ml/preprocess.ts';
+import { fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
+import { loadBackbone } from '../../engine/ml/backbones.ts';
+import { openStore } from '../../engine/store/index.ts';
+import { embedItems, mirrorInput, prepareInputPlaced, prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
+import { featureKey } from '../../plugins/vision/service.ts';
+import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
+import type { RawImage } from '../../engine/ml/types.ts';
+import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
+import type { Locator } from '../../plugins/vision/lib/localise.ts';
+import { drawShoe, rng } from '../ml/fixtures.ts';
+
+/** Embeddings that carry a turn: a fixed random projection of (cos, sin) of the turn, plus noise and distractors. */
+function turnedRows(n: number, seed: number): { x: Float32Array[]; turns: number[] } {
+  const dim = 24;
+  const proj = rng(7);
+  const a = Array.from({ length: dim }, () => proj() * 2 - 1);
+  const b = Array.from({ length: dim }, () => proj() * 2 - 1);
+  const random = rng(seed);
+  const x: Float32Array[] = [];
+  const turns: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = random() * 360 - 180;
+    const c = Math.cos((t * Math.PI) / 180);
+    const s = Math.sin((t * Math.PI) / 180);
+    x.push(Float32Array.from({ length: dim }, (_, d) => a[d]! * c + b[d]! * s + (random() - 0.5) * 0.1 + (d % 5 === 0 ? random() : 0)));
+    turns.push(t);
+  }
+  return { x, turns };
+}
+
+describe('the learnt turn (plugins/vision/lib/angle.ts)', () => {
+  it('GIVEN embeddings that carry a turn THEN the fitted regressor reads it back on rows it did not see, across ±180°', async () => {
+    const train = turnedRows(600, 1);
+    const model = await fitAngleModel(train.x, train.turns, { backbone: 'test', hidden: 16, epochs: 40, seed: 3, learningRate: 3e-3 });
+    const test = turnedRows(100, 2);
+    const errs = test.x.map((x, i) => turnDistance(predictTurn(model, x).turn, test.turns[i]!)).sort((p, q) => p - q);
+    expect(errs[50]!).toBeLessThan(10);
+    expect(errs[90]!).toBeLessThan(25);
+    expect(predictTurn(model, test.x[0]!).confidence).toBeGreaterThan(0.5);
+    // The JSON round trip is the model.
+    const again = parseAngleModel(JSON.parse(JSON.stringify(model)));
+    expect(predictTurn(again, test.x[3]!).turn).toBeCloseTo(predictTurn(model, test.x[3]!).turn, 4);
+    expect(() => predictTurn(model, new Float32Array(5))).toThrow(/24-d/);
+  });
+
+  it('GIVEN turns on either side of ±180° THEN turnDistance is the short way round', () => {
+    expect(turnDistance(170, -170)).toBeCloseTo(20);
+    expect(turnDistance(-90, 90)).toBeCloseTo(180);
+    expect(turnDistance(30, 390)).toBeCloseTo(0);
+  });
+
+  it('GIVEN a missing, corrupt or inconsistent angle file THEN MODEL_MISSING names the rebuild command, BAD_INPUT what is wrong', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'angle-'));
+    expect(() => loadAngleModel(path.join(dir, 'nope.json'))).toThrow(/missing.*train:angle/);
+    writeFileSync(path.join(dir, 'bad.json'), '{ not json');
+    expect(() => loadAngleModel(path.join(dir, 'bad.json'))).toThrow(expect.objectContaining({ code: 'MODEL_MISSING' }));
+    const model = { format: 'solescope-angle-1', backbone: 'b', mean: [0, 0], std: [1, 1], w1: [1, 2, 3], b1: [0, 0], w2: [1, 1, 1, 1], b2: [0, 0], hidden: 2 };
+    expect(() => parseAngleModel(model)).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
+    expect(() => parseAngleModel({ ...model, w1: [1, 2, 3, 4] })).not.toThrow();
+  });
+});
+
+describe('preprocess `turn` and the learnt turn in the feature pipeline', () => {
+  const spec: FeatureSpec = { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, upright: true };
+  const onGrey = drawShoe({ seed: 11, toe: 'right', width: 200, height: 150, background: '#6e6e6e' });
+  /** A small shoe on the busy shelf, with a locator that gives its box: GrabCut disagrees, the box is the object. */
+  const onShelf = async (): Promise<{ raw: RawImage; locator: Locator }> => {
+    const placed = await pasteShoePlaced(drawShoe({ seed: 1, toe: 'right', width: 200, height: 150 }), SHIFT_BACKGROUNDS.busy, rng(1), { scale: [0.35, 0.45] });
+    return { raw: placed.image, locator: async () => placed.box };
+  };
+
+  it('GIVEN an explicit turn THEN preprocess turns by exactly that, instead of the upright step, and says so; a bad turn is BAD_INPUT', async () => {
+    const level = await preprocess(onGrey, { size: 64, upright: true });
+    expect(level.rotation).toBe(0);
+    const turned = await preprocess(onGrey, { size: 64, upright: true, turn: 45 });
+    expect(turned.rotation).toBe(45);
+    expect(turned.frame).toHaveLength(6);
+    expect(Array.from(turned.tensorData)).not.toEqual(Array.from(level.tensorData));
+    expect((await preprocess(onGrey, { size: 64, turn: 0 })).rotation).toBe(0);
+    await expect(preprocess(onGrey, { size: 64, turn: Number.NaN })).rejects.toMatchObject({ code: 'BAD_INPUT' });
+  });
+
+  it('GIVEN learntTurn in a head\'s spec THEN it is in the cache keys, and a pipeline without a turner refuses', async () => {
+    expect(featureSpecSchema.parse({ ...spec, learntTurn: true }).learntTurn).toBe(true);
+    expect(prepKey(variantOf({ ...spec, learntTurn: true }, false))).toContain('+lt1');
+    expect(featureKey({ ...spec, learntTurn: true })).not.toBe(featureKey(spec));
+    await expect(prepareInputPlaced(onGrey, 64, variantOf({ ...spec, learntTurn: true }, false))).rejects.toMatchObject({ code: 'INTERNAL' });
+  });
+
+  it('GIVEN what the turner reads THEN a located view is turned from 30° on and kept only when the second look reads it level; other views are never asked', async () => {
+    const located = variantOf({ ...spec, locate: true, learntTurn: true }, false);
+    const { raw, locator } = await onShelf();
+    let asked = 0;
+    /** A turner that reads these turns, one per look, and hands back the look's number as its embedding. */
+    const turnerSaying = (...turns: number[]): Turner => ({
+      applyTo: ['located'],
+      minConfidence: 0.5,
+      look: async () => {
+        const turn = turns[asked++ % turns.length]!;
+        return { embedding: new Float32Array([asked]), prediction: { turn, confidence: 1 } };
+      },
+    });
+    const plain = await prepareInputPlaced(raw, 64, variantOf({ ...spec, locate: true }, false), locator);
+    expect(plain.framing!.background).toBe('located');
+
+    asked = 0;
+    const kept = await prepareInputPlaced(raw, 64, located, locator, turnerSaying(LEARNT_TURN_MIN - 1));
+    expect(asked).toBe(1);
+    expect(Array.from(kept.input)).toEqual(Array.from(plain.input));
+    expect(kept.embedding).toEqual(new Float32Array([1]));
+    expect(kept.framing!.learntTurn).toBeUndefined();
+
+    asked = 0;
+    const turned = await prepareInputPlaced(raw, 64, located, locator, turnerSaying(-50, 4));
+    expect(asked).toBe(2);
+    expect(turned.framing!.rotation).toBe(-50);
+    expect(turned.framing!.learntTurn).toBe(-50);
+    expect(turned.placement!.frame).toHaveLength(6);
+    expect(turned.embedding).toEqual(new Float32Array([2]));
+    expect(Array.from(turned.input)).not.toEqual(Array.from(plain.input));
+
+    // The second look still reads a turn: the first look's view and embedding stand.
+    asked = 0;
+    const undone = await prepareInputPlaced(raw, 64, located, locator, turnerSaying(-50, -45));
+    expect(asked).toBe(2);
+    expect(undone.framing!.rotation).toBe(0);
+    expect(undone.framing!.learntTurn).toBeUndefined();
+    expect(undone.embedding).toEqual(new Float32Array([1]));
+    expect(Array.from(undone.input)).toEqual(Array.from(plain.input));
+
+    // The mirrored variant is the turned view mirrored, and never hands back an unmirrored look's embedding.
+    asked = 0;
+    const mirrored = await prepareInputPlaced(raw, 64, variantOf({ ...spec, locate: true, learntTurn: true }, true), locator, turnerSaying(-50, 4));
+    expect(mirrored.embedding).toBeUndefined();
+    expect(Array.from(mirrored.input)).toEqual(Array.from(mirrorInput(turned.input, 64)));
+
+    // A shoe GrabCut cut out (segmented: the step measured its silhouette) is not asked about.
+    const variant = variantOf({ ...spec, learntTurn: true }, false);
+    asked = 0;
+    const segmented = await prepareInputPlaced(onGrey, 64, variant, undefined, turnerSaying(90));
+    expect(segmented.framing!.background).toBe('segmented');
+    expect(asked).toBe(0);
+    // …unless the model says to ask there too.
+    const everywhere = { ...turnerSaying(-50, 4), applyTo: ['segmented', 'located'] };
+    expect((await prepareInputPlaced(onGrey, 64, variant, undefined, everywhere)).framing!.learntTurn).toBe(-50);
+    expect(asked).toBe(2);
+    // A first look less sure than the model's minimum tries no turn.
+    asked = 0;
+    const unsure: Turner = { ...turnerSaying(-50, 4), look: async () => ({ embedding: new Float32Array([++asked]), prediction: { turn: -50, confidence: 0.4 } }) };
+    const notTried = await prepareInputPlaced(raw, 64, located, locator, unsure);
+    expect(asked).toBe(1);
+    expect(notTried.framing!.learntTurn).toBeUndefined();
+    asked = 0;
+    const studio = drawShoe({ seed: 11, toe: 'right', width: 200, height: 150 });
+    const onWhite = await prepareInputPlaced(studio, 64, variant, undefined, turnerSaying(90));
+    expect(asked).toBe(0);
+    expect(onWhite.framing!.rotation).toBe(0);
+  });
+
+  it('GIVEN embedItems with the learnt turn THEN photos it does not turn reuse their cached embedding without it; a turned one is the second look\'s', async () => {
+    const backbone = await loadBackbone('mobilenet_v2');
+    const store = await openStore({ url: `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'learnt-')), 'cache.db')}` });
+    try {
+      const { raw, locator } = await onShelf();
+      const studio = drawShoe({ seed: 3, toe: 'right', width: 160, height: 120 });
+      const items = [studio, raw].map((r, i) => ({ sha256: `img${i}`, load: async () => r }));
+      const located = { ...spec, locate: true };
+      // Under the key of no step at all: a studio shot the localiser skips, the step leaves and the learnt turn is not
+      // asked about has exactly that input.
+      const plainKey = prepKey(variantOf({ ...spec, upright: false }, false));
+      const sentinels = [new Float32Array(backbone.embedDim).fill(1), new Float32Array(backbone.embedDim).fill(2)];
+      for (const [i, v] of sentinels.entries()) await store.embeddings.put(`img${i}`, backbone.name, plainKey, v);
+      const looks: number[] = [];
+      const turner: Turner = {
+        applyTo: ['located'],
+        minConfidence: 0,
+        look: async (input) => {
+          const [embedding] = await backbone.embedImages([input], { batchSize: 1 });
+          looks.push(looks.length);
+          // Read as turned on the first look, level on the second.
+          return { embedding: embedding!, prediction: { turn: looks.length === 1 ? 60 : 0, confidence: 1 } };
+        },
+      };
+      // As the shipped localiser, it does not look at a studio backdrop.
+      const studioAware: Locator = async (r, o) => (r.width === studio.width && r.height === studio.height ? undefined : locator(r, o));
+      const out = await embedItems(backbone, items, { ...located, learntTurn: true }, { store, locator: studioAware, turner });
+      // The studio shot is never looked at and reuses its sentinel; the shelf shot was turned, and its vector is the
+      // second look's, not the sentinel.
+      expect(looks).toHaveLength(2);
+      expect(out[0]).toEqual(sentinels[0]);
+      expect(out[1]).not.toEqual(sentinels[1]);
+      expect(await store.embeddings.get('img1', backbone.name, prepKey(variantOf({ ...located, learntTurn: true }, false)))).toEqual(out[1]);
+    } finally {
+      await store.close();
+    }
+  });
+});
