@@ -38,10 +38,10 @@ export const featureSpecSchema = z.object({
    */
   upright: z.boolean().optional(),
   /**
-   * With `normalise`, at serving: where the localiser's box is the object (no silhouette for the upright step to
-   * measure, as on a busy shelf), read from the backbone's embedding how far the shoe is still turned (the backbone's
-   * angle model, plugins/vision/lib/angle.ts) and, at 30° or more, turn it that much further when a second look
-   * reads the turned view as level. Absent in older heads.
+   * With `normalise`, at serving: off a studio backdrop (on the background kinds the backbone's angle model names,
+   * plugins/vision/lib/angle.ts), read from the backbone's embedding how far the shoe is still turned and, at 30° or
+   * more, turn it that much further when a second look reads the turned view as level: for tilted shoes the upright
+   * step could not level, as on a busy shelf. Absent in older heads.
    */
   learntTurn: z.boolean().optional(),
 });

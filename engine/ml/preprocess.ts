@@ -215,9 +215,9 @@ async function run(img: RawImage, opts: PreprocessOptions, trace?: OrientationTr
   }
   return withImageMat(img, (cv, track, original) => {
     const analysed = analyse(cv, track, original, img.width, img.height, opts.crop !== false && opts.segment !== false, opts.crop !== false, trace, opts.floodAnyUniform === true, opts.objectHint);
+    if (opts.turn !== undefined && !Number.isFinite(opts.turn)) throw new EngineError('BAD_INPUT', `Preprocessing turn must be a finite number of degrees (got ${opts.turn})`);
     const axis = opts.turn === undefined && opts.upright === true && analysed.silhouette !== null ? silhouetteAxis(analysed.silhouette, analysed.aw, analysed.ah) : null;
     const turn = opts.turn !== undefined ? opts.turn : axis === null ? 0 : uprightTurn(axis);
-    if (opts.turn !== undefined && !Number.isFinite(opts.turn)) throw new EngineError('BAD_INPUT', `Preprocessing turn must be a finite number of degrees (got ${opts.turn})`);
     // Without a background mask (segmentation off) there is nothing to frame a turned photo by: left as it is.
     const turned = turn % 360 === 0 || analysed.background === null ? null : turnFrame(cv, track, original, img.width, img.height, analysed, turn);
     const { src, width, height, a } = turned ?? { src: original, width: img.width, height: img.height, a: analysed };

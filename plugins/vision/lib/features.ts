@@ -60,7 +60,7 @@ export interface PrepVariant {
    * step measures (engine/ml/preprocess `turn`): the serving path's second look, after the learnt turn.
    */
   readonly turn?: number;
-  /** With `normalise`: off a studio backdrop, turn by what the learnt turn reads from the embedding (see `learntTurn` in FeatureSpec). */
+  /** With `normalise`: turn by what the learnt turn reads from the embedding, where its model says (see `learntTurn` in FeatureSpec). */
   readonly learntTurn?: boolean;
 }
 
@@ -225,13 +225,13 @@ export async function prepareInputPlaced(
     let r = await preprocess(raw, opts);
     let embedding: Float32Array | undefined;
     let learnt = 0;
-    // The learnt turn, where its model says to ask (by default where the upright step had no silhouette of its own
-    // to measure: the localiser's box is the object, `located`, as on a busy shelf). There the embedding of this first
-    // look says how far the shoe is still turned; far enough, and the same segmentation is turned by that much more.
+    // The learnt turn, on the background kinds its model says (the shipped one: segmented and located; never a
+    // studio backdrop, whose shoes are level). There the embedding of this first look says how far the shoe is still
+    // turned; far enough, and read with enough confidence, and the same segmentation is turned by that much more.
     // The turned view is kept only when a second look reads it as level: a wrong turn (or a level shoe misread)
-    // is then seen as still turned and undone. Both looks' embeddings are the answer's, so this costs one forward
-    // pass only when a turn is tried. (On segmented photos, where the step measures GrabCut's silhouette, the learnt
-    // turn cost more photos than it saved: assets/models/README.md, "The learnt turn".)
+    // is then seen as still turned and undone (without that check the first model cost more tilted shoes on a
+    // floor than it won on a busy shelf: assets/models/README.md, "The learnt turn"). Both looks' embeddings are the
+    // answer's, so this costs one forward pass only when a turn is tried.
     if (variant.learntTurn && variant.turn === undefined && turner!.applyTo.includes(r.background)) {
       const look = await turner!.look(r.tensorData);
       embedding = look.embedding;
