@@ -24,11 +24,10 @@ import { seededRandom } from '../engine/random.ts';
 import { isBackboneName, loadBackbone } from '../engine/ml/backbones.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { pasteShoe, TRAINING_SCENES, type SceneName } from '../plugins/vision/lib/composite.ts';
-import { loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
+import { heldOutOfEitherTask, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { angleFileName, fitAngleModel, predictTurn, turnDistance } from '../plugins/vision/lib/angle.ts';
-import { fuzzyGroups, groupSplit } from '../plugins/vision/lib/split.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,13 +57,7 @@ const source = withLabelOverlays(await readLabelledSource(args.data), args.label
 const items = await loadLabelledItems(source);
 
 // Photos on either task's held-out side never teach the regressor: the shift test pastes exactly those.
-const heldOut = new Set<string>();
-for (const task of ['hype', 'brand'] as const) {
-  const idx = items.map((it, i) => (it.row[task] !== undefined ? i : -1)).filter((i) => i >= 0);
-  const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
-  const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize: 0.1, seed });
-  for (const k of split.test) heldOut.add(items[idx[k]!]!.sha);
-}
+const heldOut = heldOutOfEitherTask(items, seed);
 const pool = items.filter((it) => !heldOut.has(it.sha));
 const n = Math.min(Number(args.n), pool.length);
 const step = pool.length / n;

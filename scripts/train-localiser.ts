@@ -28,10 +28,9 @@ import { boxIou, preprocess } from '../engine/ml/preprocess.ts';
 import type { RawImage } from '../engine/ml/types.ts';
 import { seededRandom } from '../engine/random.ts';
 import { pasteShoePlaced, sceneCompositePlaced, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
-import { loadLabelledItems, readLabelledSource, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
+import { heldOutOfEitherTask, loadLabelledItems, readLabelledSource, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { boxFromCells, cellCoverage, cellProbabilities, fitLocaliser, letterbox, localiserFileName, LOCALISER_FORMAT, type Letterbox, type LocaliserModel } from '../plugins/vision/lib/localise.ts';
-import { fuzzyGroups, groupSplit } from '../plugins/vision/lib/split.ts';
 
 /** The layer each built-in backbone's localiser reads by default (see assets/models/README.md for the comparison). */
 const DEFAULT_LAYER: Readonly<Record<string, string>> = { inception_v3: 'mixed5', mobilenet_v2: 'block_13_expand_relu' };
@@ -69,13 +68,7 @@ const started = Date.now();
 const source = await readLabelledSource(args.data);
 const items = await loadLabelledItems(source);
 // Every photo on the held-out side of either task's split stays out of training and threshold choice.
-const heldOut = new Set<string>();
-for (const task of ['hype', 'brand'] as const) {
-  const idx = items.map((it, i) => (it.row[task] !== undefined ? i : -1)).filter((i) => i >= 0);
-  const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
-  const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize: 0.1, seed });
-  for (const k of split.test) heldOut.add(items[idx[k]!]!.sha);
-}
+const heldOut = heldOutOfEitherTask(items, seed);
 const trainSide = items.filter((it) => !heldOut.has(it.sha));
 const testSide = items.filter((it) => heldOut.has(it.sha));
 /** `n` items evenly spaced through `list`, starting at `offset` (so fit and validation photos differ). */

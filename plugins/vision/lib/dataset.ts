@@ -12,6 +12,7 @@ import { EngineError } from '../../../engine/errors.ts';
 import type { EmbedItem } from './features.ts';
 import { decodePixels } from './input.ts';
 import { parseLabel } from './labels.ts';
+import { fuzzyGroups, groupSplit } from './split.ts';
 
 /** One labelled image reference read from a manifest or an ImageFolder. */
 export interface DatasetRow {
@@ -314,4 +315,20 @@ export async function loadLabelledItems(source: LabelledSource, onSkip?: (file: 
 /** Labelled items as embedding inputs (read from disk only when not cached). */
 export function asEmbedItems(items: readonly LabelledItem[]): EmbedItem[] {
   return items.map((it) => ({ sha256: it.sha, load: async () => new Uint8Array(await readFile(it.row.file)) }));
+}
+
+/**
+ * The content ids of every photo on the held-out side of either task's split (train:defaults' fuzzy-name group split
+ * for the seed): what models trained beside the heads (the shoe localiser, the learnt turn) must not learn from, so
+ * the shift test's composites of those photos stay unseen.
+ */
+export function heldOutOfEitherTask(items: readonly LabelledItem[], seed: number, testSize = 0.1): Set<string> {
+  const heldOut = new Set<string>();
+  for (const task of ['hype', 'brand'] as const) {
+    const idx = items.map((it, i) => (it.row[task] !== undefined ? i : -1)).filter((i) => i >= 0);
+    const groups = fuzzyGroups(idx.map((i) => ({ name: items[i]!.row.name, fallbackKey: items[i]!.sha })));
+    const split = groupSplit(groups, idx.map((i) => items[i]!.row[task]), { testSize, seed });
+    for (const k of split.test) heldOut.add(items[idx[k]!]!.sha);
+  }
+  return heldOut;
 }
