@@ -9,7 +9,7 @@
  * Adding an engine: append an {@link EmbedEngineRow} to `engineRows` (name + a function returning img/s).
  * Numbers only; no test asserts any of them. On a shared machine run it under `nice` and read the load average.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,9 @@ import { openStore } from '../engine/store/index.ts';
 import { getTf, mlStatus } from '../engine/ml/runtime.ts';
 import { loadBackbone, type BackboneName } from '../engine/ml/backbones.ts';
 import { createVisionPlugin } from '../plugins/vision/index.ts';
-import { locatorFor, prepareInput, variantOf } from '../plugins/vision/lib/features.ts';
+import { locatorFor, prepareInput, turnerFor, variantOf } from '../plugins/vision/lib/features.ts';
+import { angleFileName } from '../plugins/vision/lib/angle.ts';
+import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { DEFAULT_HEAD_PARAMS, trainHead as trainCommunityHead } from '../plugins/training/lib/head.ts';
 import { fitDense, trainHead } from '../plugins/vision/lib/train.ts';
 import { featureKey } from '../plugins/vision/service.ts';
@@ -125,7 +127,9 @@ const otherBackbone: BackboneName = backboneName.startsWith('inception_v3') ? 'm
   const random = seededRandom(5);
   const x = Array.from({ length: 40 }, () => Float32Array.from({ length: other.embedDim }, () => random()));
   const y = x.map((_, i) => (i % 4 === 0 ? 'not_hyped' : 'hyped'));
-  const h = await trainHead({ task: 'hype', id: `bench-${otherBackbone}`, backbone: otherBackbone, prepVersion: featureKey(head.features), features: head.features, x, y }, { type: 'mlp', epochs: 2, seed: 5 });
+  // The learnt turn needs the backbone's own angle model: without one, the same pipeline less that step.
+  const features = existsSync(path.join(DEFAULT_LOCALISER_DIR, angleFileName(otherBackbone))) ? head.features : (({ learntTurn: _learnt, ...rest }) => rest)(head.features);
+  const h = await trainHead({ task: 'hype', id: `bench-${otherBackbone}`, backbone: otherBackbone, prepVersion: featureKey(features), features, x, y }, { type: 'mlp', epochs: 2, seed: 5 });
   const dir = mkdtempSync(path.join(tmpdir(), 'solescope-bench-'));
   writeFileSync(path.join(dir, 'hype.head.json'), JSON.stringify(h));
   const otherEngine = createEngine({ store: await openStore({ url: ':memory:' }) });
@@ -146,7 +150,7 @@ const engineRows: EmbedEngineRow[] = [
       const started = performance.now();
       for (let i = 0; i < embedImages.length; i += batch) {
         const chunk = embedImages.slice(i, i + batch);
-        const inputs = await Promise.all(chunk.map(async (b) => prepareInput((await decodeBytes(b)).raw, backbone.inputSize, variantOf(head.features, false), locatorFor(backbone, variantOf(head.features, false)))));
+        const inputs = await Promise.all(chunk.map(async (b) => prepareInput((await decodeBytes(b)).raw, backbone.inputSize, variantOf(head.features, false), locatorFor(backbone, variantOf(head.features, false)), turnerFor(backbone, variantOf(head.features, false)))));
         await backbone.embedImages(inputs, { batchSize: batch });
       }
       return embedImages.length / ((performance.now() - started) / 1000);

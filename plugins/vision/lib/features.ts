@@ -136,8 +136,8 @@ async function augmentRaw(rgb: { data: Buffer; width: number; height: number }, 
  * One model input (`size*size*3` floats in [0,1], HWC) for a decoded image (or encoded bytes) and a variant.
  * Transparent pixels are composited on white first; grayscale becomes RGB.
  */
-export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant, locator?: Locator): Promise<Float32Array> {
-  return (await prepareInputPlaced(image, size, variant, locator)).input;
+export async function prepareInput(image: RawImage | Uint8Array, size: number, variant: PrepVariant, locator?: Locator, turner?: Turner): Promise<Float32Array> {
+  return (await prepareInputPlaced(image, size, variant, locator, turner)).input;
 }
 
 /**
