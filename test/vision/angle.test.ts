@@ -6,7 +6,7 @@ import { preprocess } from '../../engine/ml/preprocess.ts';
 import { fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
 import { openStore } from '../../engine/store/index.ts';
-import { embedItems, mirrorInput, prepareInputPlaced, prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
+import { embedItems, mirrorInput, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
 import { featureKey } from '../../plugins/vision/service.ts';
 import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
 import type { RawImage } from '../../engine/ml/types.ts';
@@ -90,6 +90,10 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
     expect(prepKey(variantOf({ ...spec, learntTurn: true }, false))).toContain('+lt1');
     expect(featureKey({ ...spec, learntTurn: true })).not.toBe(featureKey(spec));
     await expect(prepareInputPlaced(onGrey, 64, variantOf({ ...spec, learntTurn: true }, false))).rejects.toMatchObject({ code: 'INTERNAL' });
+    // A head asking for it on a backbone that ships no angle model: MODEL_MISSING with the command that builds one.
+    const mobilenet = await loadBackbone('mobilenet_v2');
+    expect(() => turnerFor(mobilenet, { normalise: true, learntTurn: true })).toThrow(expect.objectContaining({ code: 'MODEL_MISSING', message: expect.stringMatching(/angle-mobilenet_v2\.json.*train:angle/) }));
+    expect(turnerFor(mobilenet, { normalise: true })).toBeUndefined();
   });
 
   it('GIVEN what the turner reads THEN a located view is turned from 30° on and kept only when the second look reads it level; other views are never asked', async () => {
