@@ -80,7 +80,8 @@ const xs: Float32Array[] = [];
 const ys: number[] = [];
 const photoOf: number[] = [];
 const started = Date.now();
-// Each copy's rows are cached (data/angle-cache/), so a refit or a run with more copies embeds only what is new.
+// Each copy's rows are cached (data/angle-cache/), so a refit or a run with more copies embeds only what is new. The
+// key is the backbone, seed, photo count and copy: delete the folder after changing how composites are drawn.
 const cacheDir = path.resolve('data/angle-cache');
 mkdirSync(cacheDir, { recursive: true });
 for (let copy = 0; copy < Number(args.copies); copy++) {
@@ -108,7 +109,7 @@ for (let copy = 0; copy < Number(args.copies); copy++) {
       const portrait = random() < 0.3;
       const square = !portrait && random() < 0.3;
       const composite = await pasteShoe(raw, TRAINING_SCENES[names[Math.floor(random() * names.length)]!], random, {
-        width: portrait ? 240 : square ? 320 : 320,
+        width: portrait ? 240 : 320,
         height: portrait ? 320 : square ? 320 : 240,
         scale: [0.35, 0.8],
         mirror: 0,
