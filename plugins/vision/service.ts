@@ -15,7 +15,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputPlaced, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { embedItems, embedOne, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputKeepingLook, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -398,27 +398,50 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const tf = backbone.tf;
     // Explanations look at the unmirrored view: the heatmap must sit on the picture the user sent.
     const variant = variantOf(head.features, false);
-    const { input, placement, framing, shoeFound } = await prepareInputPlaced(pic.raw, backbone.inputSize, variant, locatorFor(backbone, variant), turnerFor(backbone, variant));
-    const modelInput = { tensorData: input, size: backbone.inputSize };
     // Grad-CAM (what `hype` and `brand` send) needs the activations of the layers whose spatial means ARE the
     // embedding (the CAM layer; mixed6, mixed7 and mixed10 for the multi-level inception_v3_m67): one forward pass (on
     // onnxruntime when available) serves both the answer and the heatmap.
     const parts = embeddingPartsOf(backbone);
-    let partActivations: tfTypes.Tensor4D[] | undefined;
-    let computed: Float32Array | undefined;
-    if (opts.method === 'gradcam' && parts.length > 0) {
+    /** One forward pass: the embedding parts' activations of a model input, and their spatial means (the embedding). */
+    const activationsOf = async (input: Float32Array): Promise<{ acts: tfTypes.Tensor4D[]; embedding: Float32Array }> => {
       const x = tf.tensor4d(input, [1, backbone.inputSize, backbone.inputSize, 3]);
+      let acts: tfTypes.Tensor4D[] = [];
       try {
-        partActivations = await layersActivations(backbone, x, parts);
+        acts = await layersActivations(backbone, x, parts);
+        const pooled = tf.tidy(() => tf.concat(acts.map((a) => tf.mean(a, [1, 2])), 1));
+        const embedding = new Float32Array(await pooled.data());
+        pooled.dispose();
+        return { acts, embedding };
+      } catch (err) {
+        for (const a of acts) a.dispose();
+        throw err;
       } finally {
         x.dispose();
       }
-      if (!head.features.flipAverage) {
-        const acts = partActivations;
-        const pooled = tf.tidy(() => tf.concat(acts.map((a) => tf.mean(a, [1, 2])), 1));
-        computed = new Float32Array(await pooled.data());
-        pooled.dispose();
-      }
+    };
+    // The learnt turn looks at the photo through the backbone before the answer: here each look keeps its
+    // activations, so the look at the view that is served is also the Grad-CAM pass (one forward pass fewer
+    // for every photo it is asked about).
+    const reuseLooks = opts.method === 'gradcam' && parts.length > 0 && !head.features.flipAverage;
+    const { placed, kept: served } = await prepareInputKeepingLook(
+      pic.raw,
+      backbone.inputSize,
+      variant,
+      locatorFor(backbone, variant),
+      turnerFor(backbone, variant),
+      reuseLooks ? { look: async (x) => { const seen = await activationsOf(x); return { embedding: seen.embedding, keep: seen }; }, release: (seen) => seen.acts.forEach((a) => a.dispose()) } : undefined,
+    );
+    const { input, placement, framing, shoeFound } = placed;
+    const modelInput = { tensorData: input, size: backbone.inputSize };
+    let partActivations: tfTypes.Tensor4D[] | undefined;
+    let computed: Float32Array | undefined;
+    if (served) {
+      partActivations = served.acts;
+      computed = served.embedding;
+    } else if (opts.method === 'gradcam' && parts.length > 0) {
+      const seen = await activationsOf(input);
+      partActivations = seen.acts;
+      if (!head.features.flipAverage) computed = seen.embedding;
     }
     // The single-layer tf.grad path below takes the CAM layer's activations.
     const activations = parts.length === 1 ? partActivations?.[0] : undefined;

@@ -6,7 +6,7 @@ import { preprocess } from '../../engine/ml/preprocess.ts';
 import { fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
 import { openStore } from '../../engine/store/index.ts';
-import { embedItems, mirrorInput, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
+import { embedItems, mirrorInput, prepareInputKeepingLook, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
 import { featureKey } from '../../plugins/vision/service.ts';
 import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
 import type { RawImage } from '../../engine/ml/types.ts';
@@ -104,6 +104,7 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
     const turnerSaying = (...turns: number[]): Turner => ({
       applyTo: ['located'],
       minConfidence: 0.5,
+      read: () => ({ turn: 0, confidence: 0 }),
       look: async () => {
         const turn = turns[asked++ % turns.length]!;
         return { embedding: new Float32Array([asked]), prediction: { turn, confidence: 1 } };
@@ -166,6 +167,60 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
     expect(onWhite.framing!.rotation).toBe(0);
   });
 
+  it('GIVEN looks that keep something (Grad-CAM\'s activations) THEN the served view\'s is handed back and every other look\'s released, also on failure', async () => {
+    const located = variantOf({ ...spec, locate: true, learntTurn: true }, false);
+    const { raw, locator } = await onShelf();
+    /** Reads the turns in order of the looks (the embedding is the look's number). */
+    const turner = (...turns: number[]): Turner => ({
+      applyTo: ['located'],
+      minConfidence: 0,
+      read: (e) => ({ turn: turns[(e[0]! - 1) % turns.length]!, confidence: 1 }),
+      look: async () => {
+        throw new Error('the keeping look is used instead');
+      },
+    });
+    const released: number[] = [];
+    let n = 0;
+    const how = (failOn?: number) => ({
+      look: async (input: Float32Array) => {
+        n++;
+        if (n === failOn) throw new Error('forward pass failed');
+        return { embedding: new Float32Array([n]), keep: { n, input } };
+      },
+      release: (k: { n: number; input: Float32Array }) => void released.push(k.n),
+    });
+    // Turned and kept: the second look is the served view's.
+    n = 0;
+    released.length = 0;
+    const turned = await prepareInputKeepingLook(raw, 64, located, locator, turner(-50, 4), how());
+    expect(turned.placed.framing!.learntTurn).toBe(-50);
+    expect(turned.kept?.n).toBe(2);
+    expect(turned.kept?.input).toBe(turned.placed.input);
+    expect(released).toEqual([1]);
+    // Tried and undone: the first.
+    n = 0;
+    released.length = 0;
+    const undone = await prepareInputKeepingLook(raw, 64, located, locator, turner(-50, -45), how());
+    expect(undone.kept?.n).toBe(1);
+    expect(released).toEqual([2]);
+    // A mirrored view was never looked at: nothing kept, all released.
+    n = 0;
+    released.length = 0;
+    const mirrored = await prepareInputKeepingLook(raw, 64, variantOf({ ...spec, locate: true, learntTurn: true }, true), locator, turner(-50, 4), how());
+    expect(mirrored.kept).toBeUndefined();
+    expect(released).toEqual([1, 2]);
+    // The second look fails: the first one's is released and the error surfaces.
+    n = 0;
+    released.length = 0;
+    await expect(prepareInputKeepingLook(raw, 64, located, locator, turner(-50, 4), how(2))).rejects.toThrow(/forward pass failed/);
+    expect(released).toEqual([1]);
+    // Without a turner: plain preparation, nothing looked at.
+    n = 0;
+    const plain = await prepareInputKeepingLook(raw, 64, variantOf({ ...spec, locate: true }, false), locator, undefined, how());
+    expect(plain.kept).toBeUndefined();
+    expect(n).toBe(0);
+  });
+
   it('GIVEN embedItems with the learnt turn THEN photos it does not turn reuse their cached embedding without it; a turned one is the second look\'s', async () => {
     const backbone = await loadBackbone('mobilenet_v2');
     const store = await openStore({ url: `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'learnt-')), 'cache.db')}` });
@@ -183,6 +238,7 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
       const turner: Turner = {
         applyTo: ['located'],
         minConfidence: 0,
+        read: () => ({ turn: 0, confidence: 0 }),
         look: async (input) => {
           const [embedding] = await backbone.embedImages([input], { batchSize: 1 });
           looks.push(looks.length);

@@ -6,12 +6,12 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
-import { featureKey, type Embedder } from '../../plugins/vision/service.ts';
+import { DEFAULT_FEATURES, featureKey, type Embedder } from '../../plugins/vision/service.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
 import { prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
 import sharp from 'sharp';
 import { seededRandom } from '../../engine/random.ts';
-import { SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
+import { pasteShoe, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
 import { writeAwkwardImages, writeDataset } from './fixtures.ts';
 import { drawShoe, turnRaw } from '../ml/fixtures.ts';
 
@@ -167,6 +167,35 @@ describe('vision plugin on generated sneakers', () => {
     }
     expect(tf.memory().numTensors).toBe(before);
   }, 120_000);
+
+  it('GIVEN a head served with the learnt turn THEN hype on a shoe off a studio backdrop answers as the cached classify path does, Grad-CAM from the looks\' forward pass, without leaking', async () => {
+    const tf = await getTf();
+    const trained = await engine.services.vision.train('hype', { epochs: 20, learningRate: 0.01, testSize: 0.25, backbone: 'inception_v3_m67', features: { ...DEFAULT_FEATURES, learntTurn: true }, id: 'hype-m67-lt' });
+    expect(trained.head.features).toMatchObject({ locate: true, upright: true, learntTurn: true });
+    const version = await engine.services.store.models.create({ task: 'hype', artifact: trained.artifact, metrics: {}, params: {}, dataSnapshot: {}, createdBy: 'test' });
+    // A shoe tilted on the busy shelf, framed by the localiser's box: the shipped angle model is asked about it (on
+    // this drawing it reads about -60°, tries the turn, and a second look undoes it: two looks, one kept).
+    const photo = await pasteShoe(drawShoe({ seed: 5, toe: 'right', width: 220, height: 160 }), SHIFT_BACKGROUNDS.busy, seededRandom(2), { rotate: -60, width: 300, height: 300, scale: [0.5, 0.6] });
+    const file = path.join(dir, 'busy-tilted.png');
+    writeFileSync(file, await sharp(Buffer.from(photo.data), { raw: { width: photo.width, height: photo.height, channels: 3 } }).png().toBuffer());
+    const model = String(version.id);
+    const warm = await engine.invoke('hype', { image: file, model }, cliInit());
+    if (!warm.ok) throw warm.error;
+    const data = warm.reply.data as { probability: number; framing: { background: string } };
+    expect(['segmented', 'located']).toContain(data.framing.background);
+    // The classify service embeds through the feature pipeline (embedImages); `hype` answered from Grad-CAM's
+    // activations, taken by the learnt turn's own look: the same embedding, so the same answer.
+    const classified = await engine.services.vision.classify(file, 'hype', { modelId: model, allowLocalPaths: true });
+    expect(classified.probability).toBeCloseTo(data.probability, 5);
+    const before = tf.memory().numTensors;
+    for (const method of ['gradcam', 'scorecam'] as const) {
+      const r = await engine.invoke('explain', { image: file, method, task: 'hype', model }, cliInit());
+      expect(r.ok ? r.reply.images?.[0]?.png.subarray(0, 4) : r.error).toEqual(PNG);
+    }
+    const again = await engine.invoke('hype', { image: file, model }, cliInit());
+    expect(again.ok && (again.reply.data as { probability: number }).probability).toBeCloseTo(data.probability, 6);
+    expect(tf.memory().numTensors).toBe(before);
+  }, 180_000);
 
   it('GIVEN a head with a mirror test-time view THEN brand, explain and evaluate answer from the photo and its mirror, the mirror cached once', async () => {
     const store = engine.services.store;

@@ -250,6 +250,8 @@ export interface Turner {
    * embed the same input again) and the model's answer.
    */
   look(input: Float32Array): Promise<{ readonly embedding: Float32Array; readonly prediction: TurnPrediction }>;
+  /** The model's answer for an embedding computed elsewhere (a caller that runs the forward pass itself). */
+  read(embedding: ArrayLike<number>): TurnPrediction;
 }
 
 /** A {@link Turner} for a backbone and its angle model. */
@@ -262,5 +264,6 @@ export function makeTurner(backbone: Backbone, model: AngleModel): Turner {
       const [embedding] = await backbone.embedImages([input], { batchSize: 1 });
       return { embedding: embedding!, prediction: predictTurn(model, embedding!) };
     },
+    read: (embedding) => predictTurn(model, embedding),
   };
 }

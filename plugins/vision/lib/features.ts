@@ -258,6 +258,50 @@ export async function prepareInputPlaced(
   return { input: await containInput(rgb, size, variant) };
 }
 
+/** How {@link prepareInputKeepingLook} looks: one forward pass that returns the embedding and what to keep of it. */
+export interface KeptLook<T> {
+  look(input: Float32Array): Promise<{ readonly embedding: Float32Array; readonly keep: T }>;
+  /** Frees what a look kept (tensors) when its view is not the one served. */
+  release(kept: T): void;
+}
+
+/**
+ * {@link prepareInputPlaced} whose learnt-turn looks go through `how.look`, so what a look computed besides the
+ * embedding (the activations Grad-CAM needs) is handed back for the view that is served (`kept`, undefined when no
+ * look saw it: no turner, a background it is not asked about, a mirrored variant). Every other look's is released,
+ * also when preparing fails. Without `how` (or a turner) it is {@link prepareInputPlaced}.
+ */
+export async function prepareInputKeepingLook<T>(
+  image: RawImage | Uint8Array,
+  size: number,
+  variant: PrepVariant,
+  locator: Locator | undefined,
+  turner: Turner | undefined,
+  how: KeptLook<T> | undefined,
+): Promise<{ placed: Awaited<ReturnType<typeof prepareInputPlaced>>; kept?: T }> {
+  if (turner === undefined || how === undefined) return { placed: await prepareInputPlaced(image, size, variant, locator, turner) };
+  const looks: { input: Float32Array; keep: T }[] = [];
+  const looking: Turner = {
+    ...turner,
+    look: async (input) => {
+      const seen = await how.look(input);
+      looks.push({ input, keep: seen.keep });
+      return { embedding: seen.embedding, prediction: turner.read(seen.embedding) };
+    },
+  };
+  let placed: Awaited<ReturnType<typeof prepareInputPlaced>>;
+  try {
+    placed = await prepareInputPlaced(image, size, variant, locator, looking);
+  } catch (err) {
+    for (const l of looks) how.release(l.keep);
+    throw err;
+  }
+  // The served input is the looked-at array itself (a mirrored variant's is a new array: no look saw it).
+  const served = looks.find((l) => l.input === placed.input);
+  for (const l of looks) if (l !== served) how.release(l.keep);
+  return { placed, ...(served ? { kept: served.keep } : {}) };
+}
+
 /**
  * Whether the shoe localiser finds a shoe in a photo: undefined when the variant does not locate or the photo is
  * on a studio backdrop (it does not look there). The same decoding and localiser as {@link prepareInputPlaced}.
