@@ -42,7 +42,8 @@
  * heads themselves) instead of fitting heads: no training views are embedded, the pipelines say only how to serve
  * (their `+` extras and `@s`/`@o`/`@n` are ignored), and a file must name `--backbone`.
  * `@learn` (with `@up` and `--angle-model FILE`, e.g. assets/models/angle-inception_v3_m67.json) serves with the learnt
- * turn, as a head whose features say `learntTurn` is served (plugins/vision/lib/angle.ts; `npm run train:angle`).
+ * turn, as a head whose features say `learntTurn` is served (plugins/vision/lib/angle.ts; `npm run train:angle`);
+ * `--learn-dump FILE` also writes each photo's first look and turned view for replaying other decision rules offline.
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
  * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
@@ -52,7 +53,7 @@
  *
  * Heavy (a few minutes on 2 cores with onnxruntime): run it with `nice -n 10` on shared machines.
  */
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -65,7 +66,7 @@ import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
-import { makeTurner, parseAngleModel, type AngleModel } from '../plugins/vision/lib/angle.ts';
+import { makeTurner, parseAngleModel, predictTurn, type AngleModel } from '../plugins/vision/lib/angle.ts';
 import { loadHeadFile, predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -92,6 +93,7 @@ const { values: args } = parseArgs({
     'angle-model': { type: 'string' },
     'learn-on': { type: 'string' },
     'learn-confidence': { type: 'string' },
+    'learn-dump': { type: 'string' },
   },
 });
 if (!args.data) {
@@ -348,6 +350,45 @@ const angleModel: AngleModel | undefined = args['angle-model']
     }
   : undefined;
 
+/**
+ * `--learn-dump FILE` (with `@learn`): for an offline study of the learnt turn's decision rule, appends one JSON line
+ * per held-out photo and turned kind: its truth and true turn, the first look (the served view as without the learnt
+ * turn: background, the upright step's rotation, the angle model's reading and confidence, and the head's answer
+ * with the mirror view) and, where the first look reads 15° or more, the same for the view turned by that reading
+ * and its second look. Any rule that picks one of the two views can then be scored exactly, without embedding again.
+ */
+async function dumpLooks(task: Task, head: HeadModel, serve: ReturnType<typeof variantOf>, tests: Map<string, RawImage[]>, trueTurns: Map<string, number[]>, truth: readonly string[]): Promise<void> {
+  const model = angleModel!;
+  const applyTo = model.applyTo ?? ['located'];
+  const locator = locatorFor(backbone, serve);
+  const answer = async (input: Float32Array): Promise<{ turn: number; confidence: number; label: string; probabilities: Record<string, number> }> => {
+    const [e, m] = await backbone.embedImages([input, mirrorInput(input, size)], { batchSize: 2 });
+    const reading = predictTurn(model, e!);
+    const pred = predictHead(head, e!, [m!]);
+    return { turn: reading.turn, confidence: reading.confidence, label: pred.label, probabilities: pred.probabilities };
+  };
+  for (const kind of KINDS.slice(1)) {
+    const turns = trueTurns.get(kind);
+    for (const [i, raw] of tests.get(kind)!.entries()) {
+      const a = await prepareInputPlaced(raw, size, serve, locator);
+      const line: Record<string, unknown> = { task, kind, i, truth: truth[i], trueTurn: turns?.[i] ?? 0, background: a.framing?.background, rotation: a.framing?.rotation ?? 0 };
+      if (applyTo.includes(a.framing!.background)) {
+        const first = await answer(a.input);
+        line.first = first;
+        if (Math.abs(first.turn) >= 15) {
+          const b = await prepareInputPlaced(raw, size, { ...serve, turn: (a.framing?.rotation ?? 0) + first.turn }, locator);
+          line.turned = await answer(b.input);
+        }
+      } else {
+        const [e, m] = await backbone.embedImages([a.input, mirrorInput(a.input, size)], { batchSize: 2 });
+        line.plain = predictHead(head, e!, [m!]).label;
+      }
+      appendFileSync(args['learn-dump']!, `${JSON.stringify(line)}\n`);
+    }
+    log(`${task} ${kind}: looks dumped to ${args['learn-dump']}`);
+  }
+}
+
 interface Row {
   readonly task: Task;
   readonly pipeline: string;
@@ -418,6 +459,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const head = args.heads ? shippedHead(task) : await fitHead(task, p, train, headSeeds, headSeedOffset, nuisance);
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
     const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}${oracle ? '@oracle' : ''}${learn ? '@learn' : ''}`;
+    if (learn && args['learn-dump']) await dumpLooks(task, head, serve, tests, trueTurns, test.map((it) => it.row[task]!));
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);
       let cropEmb = heldOut.get(`${serveKey}|${kind}|crops`);
