@@ -94,6 +94,7 @@ const { values: args } = parseArgs({
     'learn-on': { type: 'string' },
     'learn-confidence': { type: 'string' },
     'learn-dump': { type: 'string' },
+    'tta-dump': { type: 'string' },
   },
 });
 if (!args.data) {
@@ -389,6 +390,53 @@ async function dumpLooks(task: Task, head: HeadModel, serve: ReturnType<typeof v
   }
 }
 
+/** The served input rescaled about its centre: `factor` > 1 zooms in (crops the middle), < 1 zooms out (white around). */
+async function rescaleInput(input: Float32Array, size: number, factor: number): Promise<Float32Array> {
+  const bytes = Buffer.alloc(size * size * 3);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, input[i]!)) * 255);
+  const img = sharp(bytes, { raw: { width: size, height: size, channels: 3 } });
+  let out: Buffer;
+  if (factor >= 1) {
+    const side = Math.round(size / factor);
+    const off = Math.floor((size - side) / 2);
+    out = await img.extract({ left: off, top: off, width: side, height: side }).resize(size, size).raw().toBuffer();
+  } else {
+    const side = Math.round(size * factor);
+    const off = Math.floor((size - side) / 2);
+    out = await img.resize(side, side).extend({ left: off, top: off, right: size - side - off, bottom: size - side - off, background: '#ffffff' }).raw().toBuffer();
+  }
+  return Float32Array.from(out, (v) => v / 255);
+}
+
+/** The test-time views `--tta-dump` scores: name → how to make it from the served input. */
+const TTA_VIEWS: readonly [string, (input: Float32Array) => Promise<Float32Array>][] = [
+  ['whole', async (x) => x],
+  ['mirror', async (x) => mirrorInput(x, size)],
+  ['in85', (x) => rescaleInput(x, size, 1 / 0.85)],
+  ['in85m', async (x) => mirrorInput(await rescaleInput(x, size, 1 / 0.85), size)],
+  ['out85', (x) => rescaleInput(x, size, 0.85)],
+  ['out85m', async (x) => mirrorInput(await rescaleInput(x, size, 0.85), size)],
+];
+
+/**
+ * `--tta-dump FILE`: for an offline study of test-time views, appends one JSON line per held-out photo and column
+ * (clean included): its truth and the head's probabilities on each of {@link TTA_VIEWS} of the served input (each
+ * view alone; a head's answer over several views is the mean of theirs, so any combination can be scored offline).
+ */
+async function dumpViews(task: Task, pipeline: string, head: HeadModel, serve: ReturnType<typeof variantOf>, turner: ReturnType<typeof makeTurner> | undefined, tests: Map<string, RawImage[]>, truth: readonly string[]): Promise<void> {
+  const locator = locatorFor(backbone, serve);
+  for (const kind of KINDS) {
+    for (const [i, raw] of tests.get(kind)!.entries()) {
+      const placed = await prepareInputPlaced(raw, size, serve, locator, turner);
+      const views = await Promise.all(TTA_VIEWS.map(([, make]) => make(placed.input)));
+      const emb = await backbone.embedImages(views, { batchSize: views.length });
+      const probs = Object.fromEntries(TTA_VIEWS.map(([name], k) => [name, predictHead(head, emb[k]!).probabilities]));
+      appendFileSync(args['tta-dump']!, `${JSON.stringify({ task, pipeline, kind, i, truth: truth[i], probs })}\n`);
+    }
+    log(`${task} ${kind}: views dumped to ${args['tta-dump']}`);
+  }
+}
+
 interface Row {
   readonly task: Task;
   readonly pipeline: string;
@@ -459,6 +507,11 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
     const head = args.heads ? shippedHead(task) : await fitHead(task, p, train, headSeeds, headSeedOffset, nuisance);
     const serve = variantOf({ ...BASES[base], ...(serveLocated ? { locate: true } : {}), ...(serveUpright ? { upright: true } : {}) }, false);
     const serveKey = `${base}${serveLocated ? '@loc' : ''}${serveUpright ? '@up' : ''}${oracle ? '@oracle' : ''}${learn ? '@learn' : ''}`;
+    // --tta-dump replaces the pipeline's scoring (the dump's whole + mirror views are its served answer).
+    if (args['tta-dump']) {
+      await dumpViews(task, p, head, learn ? { ...serve, learntTurn: true } : serve, learn ? makeTurner(backbone, angleModel!) : undefined, tests, test.map((it) => it.row[task]!));
+      continue;
+    }
     if (learn && args['learn-dump']) await dumpLooks(task, head, serve, tests, trueTurns, test.map((it) => it.row[task]!));
     for (const kind of KINDS) {
       let emb = heldOut.get(`${serveKey}|${kind}`);

@@ -429,7 +429,15 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       variant,
       locatorFor(backbone, variant),
       turnerFor(backbone, variant),
-      reuseLooks ? { look: async (x) => { const seen = await activationsOf(x); return { embedding: seen.embedding, keep: seen }; }, release: (seen) => seen.acts.forEach((a) => a.dispose()) } : undefined,
+      reuseLooks
+        ? {
+            look: async (x) => {
+              const seen = await activationsOf(x);
+              return { embedding: seen.embedding, keep: seen };
+            },
+            release: (seen) => seen.acts.forEach((a) => a.dispose()),
+          }
+        : undefined,
     );
     const { input, placement, framing, shoeFound } = placed;
     const modelInput = { tensorData: input, size: backbone.inputSize };
