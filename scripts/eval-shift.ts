@@ -43,7 +43,9 @@
  * (their `+` extras and `@s`/`@o`/`@n` are ignored), and a file must name `--backbone`.
  * `@learn` (with `@up` and `--angle-model FILE`, e.g. assets/models/angle-inception_v3_m67.json) serves with the learnt
  * turn, as a head whose features say `learntTurn` is served (plugins/vision/lib/angle.ts; `npm run train:angle`);
- * `--learn-dump FILE` also writes each photo's first look and turned view for replaying other decision rules offline.
+ * `--learn-dump FILE` also writes each photo's first look and turned view for replaying other decision rules offline
+ * (scripts/replay-turn-rules.ts). `--tta-dump FILE` (with `--heads`) writes, instead of scoring, the head's
+ * probabilities on test-time views of each served input (mirror, zoomed in and out) for scripts/replay-tta.ts.
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
  * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
