@@ -3,7 +3,8 @@
  * `scripts/eval-shift.ts --tta-dump` wrote (per held-out photo and column: the head's probabilities on each view of
  * the served input alone). A head's answer over several views is the mean of their probabilities (engine/ml/head.ts
  * `headProbabilities`), so every combination is scored exactly. Prints, per task, the photos each combination gets
- * right per column against the shipped `whole+mirror`.
+ * right per column against the shipped `whole+mirror`. assets/models/README.md, "Serving levers on the shipped heads,
+ * studied".
  */
 import { readFileSync } from 'node:fs';
 

@@ -6,7 +6,7 @@
  * Rules: `ship T C K` (the shipped form: turn when the first look reads ≥ T° with confidence ≥ C, keep it when the
  * second look reads < K°; shipped: 30, 0.5, 30), `rel` (keep when the second look reads under half the first),
  * `avg` (average the two views' probabilities), `conf` (keep the view the head is surer of). assets/models/README.md,
- * "The learnt turn's rule, studied".
+ * "Serving levers on the shipped heads, studied".
  */
 import { readFileSync } from 'node:fs';
 
