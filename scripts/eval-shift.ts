@@ -362,7 +362,7 @@ const angleModel: AngleModel | undefined = args['angle-model']
  */
 async function dumpLooks(task: Task, head: HeadModel, serve: ReturnType<typeof variantOf>, tests: Map<string, RawImage[]>, trueTurns: Map<string, number[]>, truth: readonly string[]): Promise<void> {
   const model = angleModel!;
-  const applyTo = model.applyTo ?? ['located'];
+  const { applyTo } = makeTurner(backbone, model);
   const locator = locatorFor(backbone, serve);
   const answer = async (input: Float32Array): Promise<{ turn: number; confidence: number; label: string; probabilities: Record<string, number> }> => {
     const [e, m] = await backbone.embedImages([input, mirrorInput(input, size)], { batchSize: 2 });
