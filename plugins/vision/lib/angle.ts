@@ -9,7 +9,6 @@
  * left. The output is a unit vector (cos, sin) of the clockwise turn, so that +180° and −180° are the same answer,
  * and its length is how sure the regressor is.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -17,6 +16,7 @@ import { EngineError } from '../../../engine/errors.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
 import { getTf } from '../../../engine/ml/runtime.ts';
 import { DEFAULT_LOCALISER_DIR } from './localise.ts';
+import { readModelFile } from './model-file.ts';
 import { seededRandom, shuffled } from './split.ts';
 
 /**
@@ -214,15 +214,7 @@ export const ANGLE_REBUILD = 'npm run train:angle -- --data <manifest.csv> --bac
 
 /** Reads and validates an angle model file; MODEL_MISSING (with the rebuild command) when absent or corrupt. */
 export function loadAngleModel(file: string): AngleModel {
-  if (!existsSync(file)) {
-    throw new EngineError('MODEL_MISSING', `The angle model ${path.basename(file)} is missing. Rebuild it with \`${ANGLE_REBUILD}\`.`, { details: { rebuild: ANGLE_REBUILD } });
-  }
-  try {
-    return parseAngleModel(JSON.parse(readFileSync(file, 'utf8')));
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new EngineError('MODEL_MISSING', `The angle model ${path.basename(file)} is unreadable (${why}). Rebuild it with \`${ANGLE_REBUILD}\`.`, { details: { rebuild: ANGLE_REBUILD } });
-  }
+  return readModelFile(file, 'The angle model', ANGLE_REBUILD, parseAngleModel);
 }
 
 const shipped = new Map<string, AngleModel>();

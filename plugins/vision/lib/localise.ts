@@ -14,7 +14,6 @@
  * The model file is small JSON (`assets/models/localiser-<backbone>.json`): the layer, per-channel mean/std,
  * weights, bias and the decision threshold chosen on held-out composites.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -23,6 +22,7 @@ import { EngineError } from '../../../engine/errors.ts';
 import { isBackboneName, pretrainedOf, type FeatureExtractor } from '../../../engine/ml/backbones.ts';
 import { layerActivations } from '../../../engine/ml/cam.ts';
 import { floodsBackground } from '../../../engine/ml/preprocess.ts';
+import { readModelFile } from './model-file.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
 
 /**
@@ -316,15 +316,7 @@ export const LOCALISER_REBUILD = 'npm run train:localiser -- --data <manifest.cs
 
 /** Reads and validates a localiser file; MODEL_MISSING (with the rebuild command) when absent or corrupt. */
 export function loadLocaliser(file: string): LocaliserModel {
-  if (!existsSync(file)) {
-    throw new EngineError('MODEL_MISSING', `The shoe localiser ${path.basename(file)} is missing. Rebuild it with \`${LOCALISER_REBUILD}\`.`, { details: { rebuild: LOCALISER_REBUILD } });
-  }
-  try {
-    return parseLocaliser(JSON.parse(readFileSync(file, 'utf8')));
-  } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new EngineError('MODEL_MISSING', `The shoe localiser ${path.basename(file)} is unreadable (${why}). Rebuild it with \`${LOCALISER_REBUILD}\`.`, { details: { rebuild: LOCALISER_REBUILD } });
-  }
+  return readModelFile(file, 'The shoe localiser', LOCALISER_REBUILD, parseLocaliser);
 }
 
 /**
