@@ -20,7 +20,9 @@
  * `+trim` the trimmed contain-on-white views and their mirrors (`--mix-trim`), `+aug` one augmented copy
  * (`--augment 1`), `+scene` `--scene-copies` scene composites (`--scene-augment N`; `+rem`: normalised keeping
  * floor remnants, `--remnant-scenes`; `+up`: trained as `--locate --upright` trains, every view through the upright
- * step and the photos' own views through the shoe localiser, under the same cache keys). The training scenes
+ * step and the photos' own views through the shoe localiser, under the same cache keys; `+tilt` (with `--angle-model`):
+ * one composite per photo turned as users' photos are, served as a head with `learntTurn` serves, and its mirror —
+ * views served with the learnt turn, to train on). The training scenes
  * (plugins/vision/lib/composite.ts) are not this test's backgrounds, so it measures unseen backgrounds.
  * E.g. the shipped brand head is `study-noorient+trim+aug+scene` (`--scene-copies 2`). `--tasks hype,brand`
  * restricts the tasks (the hype head is an MLP, the brand head linear unless `--brand-head mlp`);
@@ -55,6 +57,7 @@
  *
  * Heavy (a few minutes on 2 cores with onnxruntime): run it with `nice -n 10` on shared machines.
  */
+import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -123,8 +126,8 @@ const BASES: Readonly<Record<Base, FeatureSpec>> = {
   'study-noorient-loc': { trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true },
 };
 /** Extra training views a pipeline name may add after `+`: the `train:defaults` options of the same name. */
-type Extra = 'trim' | 'aug' | 'scene' | 'rem' | 'up';
-const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem', 'up'];
+type Extra = 'trim' | 'aug' | 'scene' | 'rem' | 'up' | 'tilt';
+const EXTRAS: readonly Extra[] = ['trim', 'aug', 'scene', 'rem', 'up', 'tilt'];
 /**
  * `study-noorient+trim+scene` → serve `study-noorient`, train with trimmed views and scene composites too. A
  * final `@loc` serves with the shoe localiser while training exactly as without it (`locate` at serving only).
@@ -159,6 +162,7 @@ function parsePipeline(name: string): {
   if (extras.includes('rem') && !extras.includes('scene')) throw new Error(`pipeline ${name}: +rem only qualifies +scene`);
   if ((serveLocated || serveUpright || extras.includes('up')) && !BASES[base as Base].normalise) throw new Error(`pipeline ${name}: @loc, @up and +up need a study base`);
   if (serving.includes('learn') && (!serveUpright || args['angle-model'] === undefined)) throw new Error(`pipeline ${name}: @learn needs @up and --angle-model`);
+  if (extras.includes('tilt') && (args['angle-model'] === undefined || !BASES[base as Base].normalise)) throw new Error(`pipeline ${name}: +tilt needs a study base and --angle-model`);
   const nu = serving.find((sv) => /^n[sv]+$/.test(sv)) ?? '';
   const nuisance = [...(nu.includes('s') ? ['source' as const] : []), ...(nu.includes('v') ? ['view' as const] : [])];
   return { base: base as Base, extras: new Set(extras as Extra[]), serveLocated, serveUpright, oracle: serving.includes('oracle'), learn: serving.includes('learn'), ...(crops ? { crops } : {}), mirror: serving.includes('mirror'), headSeeds, headSeedOffset, nuisance };
@@ -316,7 +320,62 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
       views.push(await embedItems(backbone, embedList, synthetic, { store, scene: copy, mirror: copy % 2 === 1, remnants: extras.has('rem') }));
     }
   }
+  if (extras.has('tilt')) views.push(...(await tiltedViews(list)));
   return views;
+}
+
+/** Cache key of the `+tilt` views: the composite draw's version, the seed and the angle model's content. */
+const tiltKey = async (): Promise<string> => `tilt1.s${seed}.lt${createHash('sha256').update(await readFile(args['angle-model']!)).digest('hex').slice(0, 12)}`;
+
+/**
+ * `+tilt`: one more composite per training photo, on a training scene and turned as users' photos are (train:angle's
+ * draw: 30 % within ±15°, 40 % tilted 20–90° either way, 30 % any angle), served exactly as a head with `learntTurn`
+ * serves (localiser, upright step, the learnt turn), and its mirror: two views, so the head learns the views the
+ * learnt turn hands it, its 5–15° misses and resampled pixels included. Drawn from the photo's hash, not its place
+ * in the list, so both tasks' training sides share the cached rows (the store, under {@link tiltKey}).
+ */
+async function tiltedViews(list: readonly LabelledItem[]): Promise<Float32Array[][]> {
+  const key = await tiltKey();
+  const shas = list.map((it) => it.sha);
+  const have = await store.embeddings.getMany(shas, backbone.name, key);
+  const haveM = await store.embeddings.getMany(shas, backbone.name, `${key}+m`);
+  const serve = variantOf({ ...BASES['study-noorient-loc'], upright: true, learntTurn: true }, false);
+  const locator = locatorFor(backbone, serve);
+  const turner = makeTurner(backbone, angleModel!);
+  const names = Object.keys(TRAINING_SCENES) as (keyof typeof TRAINING_SCENES)[];
+  const started = Date.now();
+  let done = 0;
+  let turned = 0;
+  const todo = list.filter((it) => !have.has(it.sha) || !haveM.has(it.sha));
+  log(`+tilt: ${list.length - todo.length} of ${list.length} cached`);
+  for (const it of todo) {
+    const random = seededRandom(seed * 7919 + Number.parseInt(it.sha.slice(0, 8), 16));
+    const u = random();
+    const turn = u < 0.3 ? (random() - 0.5) * 30 : u < 0.7 ? (random() < 0.5 ? -1 : 1) * (20 + random() * 70) : random() * 360 - 180;
+    const portrait = random() < 0.3;
+    const square = !portrait && random() < 0.3;
+    const composite = await pasteShoe(await rawOf(it), TRAINING_SCENES[names[Math.floor(random() * names.length)]!], random, {
+      width: portrait ? 240 : 320,
+      height: portrait ? 320 : square ? 320 : 240,
+      scale: [0.35, 0.8],
+      mirror: 0,
+      rotate: turn,
+      shadow: random() < 0.7,
+      pair: random() < 0.2,
+      worn: random() < 0.2,
+    });
+    const placed = await prepareInputPlaced(composite, size, serve, locator, turner);
+    if (placed.framing?.learntTurn !== undefined) turned++;
+    const [e] = placed.embedding ? [placed.embedding] : await backbone.embedImages([placed.input], { batchSize: 1 });
+    const [m] = await backbone.embedImages([mirrorInput(placed.input, size)], { batchSize: 1 });
+    await store.embeddings.put(it.sha, backbone.name, key, e!);
+    await store.embeddings.put(it.sha, backbone.name, `${key}+m`, m!);
+    have.set(it.sha, e!);
+    haveM.set(it.sha, m!);
+    if (++done % 200 === 0) log(`+tilt: ${done}/${todo.length} (${((Date.now() - started) / 1000).toFixed(0)} s, the learnt turn kept ${turned})`);
+  }
+  if (todo.length > 0) log(`+tilt: embedded ${todo.length} in ${((Date.now() - started) / 1000).toFixed(0)} s; the learnt turn kept a turn on ${turned}`);
+  return [list.map((it) => have.get(it.sha)!), list.map((it) => haveM.get(it.sha)!)];
 }
 
 /** A head fitted on a pipeline's training views (`@sN` seeds from seed + `@oN`, `@ns`/`@nv` projections). */
