@@ -70,7 +70,7 @@ import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
+import { embedAugmentedCopy, embedItems, embedTurnedCopy, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { makeTurner, parseAngleModel, predictTurn, type AngleModel } from '../plugins/vision/lib/angle.ts';
 import { loadHeadFile, predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
@@ -324,58 +324,22 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
   return views;
 }
 
-/** Cache key of the `+tilt` views: the composite draw's version, the seed and the angle model's content. */
-const tiltKey = async (): Promise<string> => `tilt1.s${seed}.lt${createHash('sha256').update(await readFile(args['angle-model']!)).digest('hex').slice(0, 12)}`;
-
 /**
- * `+tilt`: one more composite per training photo, on a training scene and turned as users' photos are (train:angle's
- * draw: 30 % within ±15°, 40 % tilted 20–90° either way, 30 % any angle), served exactly as a head with `learntTurn`
- * serves (localiser, upright step, the learnt turn), and its mirror: two views, so the head learns the views the
- * learnt turn hands it, its 5–15° misses and resampled pixels included. Drawn from the photo's hash, not its place
- * in the list, so both tasks' training sides share the cached rows (the store, under {@link tiltKey}).
+ * `+tilt`: one more composite per training photo, turned as users' photos are and served as a head with `learntTurn`
+ * serves, and its mirror (plugins/vision/lib/features.ts `embedTurnedCopy`, as `train:defaults --turned-copies`
+ * makes them; cached in the store under the angle model's hash, so both tasks' training sides share the rows).
  */
 async function tiltedViews(list: readonly LabelledItem[]): Promise<Float32Array[][]> {
-  const key = await tiltKey();
-  const shas = list.map((it) => it.sha);
-  const have = await store.embeddings.getMany(shas, backbone.name, key);
-  const haveM = await store.embeddings.getMany(shas, backbone.name, `${key}+m`);
-  const serve = variantOf({ ...BASES['study-noorient-loc'], upright: true, learntTurn: true }, false);
-  const locator = locatorFor(backbone, serve);
-  const turner = makeTurner(backbone, angleModel!);
-  const names = Object.keys(TRAINING_SCENES) as (keyof typeof TRAINING_SCENES)[];
+  const modelKey = createHash('sha256').update(await readFile(args['angle-model']!)).digest('hex').slice(0, 12);
   const started = Date.now();
-  let done = 0;
-  let turned = 0;
-  const todo = list.filter((it) => !have.has(it.sha) || !haveM.has(it.sha));
-  log(`+tilt: ${list.length - todo.length} of ${list.length} cached`);
-  for (const it of todo) {
-    const random = seededRandom(seed * 7919 + Number.parseInt(it.sha.slice(0, 8), 16));
-    const u = random();
-    const turn = u < 0.3 ? (random() - 0.5) * 30 : u < 0.7 ? (random() < 0.5 ? -1 : 1) * (20 + random() * 70) : random() * 360 - 180;
-    const portrait = random() < 0.3;
-    const square = !portrait && random() < 0.3;
-    const composite = await pasteShoe(await rawOf(it), TRAINING_SCENES[names[Math.floor(random() * names.length)]!], random, {
-      width: portrait ? 240 : 320,
-      height: portrait ? 320 : square ? 320 : 240,
-      scale: [0.35, 0.8],
-      mirror: 0,
-      rotate: turn,
-      shadow: random() < 0.7,
-      pair: random() < 0.2,
-      worn: random() < 0.2,
-    });
-    const placed = await prepareInputPlaced(composite, size, serve, locator, turner);
-    if (placed.framing?.learntTurn !== undefined) turned++;
-    const [e] = placed.embedding ? [placed.embedding] : await backbone.embedImages([placed.input], { batchSize: 1 });
-    const [m] = await backbone.embedImages([mirrorInput(placed.input, size)], { batchSize: 1 });
-    await store.embeddings.put(it.sha, backbone.name, key, e!);
-    await store.embeddings.put(it.sha, backbone.name, `${key}+m`, m!);
-    have.set(it.sha, e!);
-    haveM.set(it.sha, m!);
-    if (++done % 200 === 0) log(`+tilt: ${done}/${todo.length} (${((Date.now() - started) / 1000).toFixed(0)} s, the learnt turn kept ${turned})`);
-  }
-  if (todo.length > 0) log(`+tilt: embedded ${todo.length} in ${((Date.now() - started) / 1000).toFixed(0)} s; the learnt turn kept a turn on ${turned}`);
-  return [list.map((it) => have.get(it.sha)!), list.map((it) => haveM.get(it.sha)!)];
+  return embedTurnedCopy(backbone, asEmbedItems(list), makeTurner(backbone, angleModel!), {
+    seed,
+    modelKey,
+    store,
+    onProgress: (done, total, turned) => {
+      if (done % 200 === 0 || done === total) log(`+tilt: ${done}/${total} (${((Date.now() - started) / 1000).toFixed(0)} s, the learnt turn kept ${turned})`);
+    },
+  });
 }
 
 /** A head fitted on a pipeline's training views (`@sN` seeds from seed + `@oN`, `@ns`/`@nv` projections). */

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { seededRandom } from '../engine/random.ts';
 import { isBackboneName, loadBackbone } from '../engine/ml/backbones.ts';
 import type { RawImage } from '../engine/ml/types.ts';
-import { pasteShoe, TRAINING_SCENES, type SceneName } from '../plugins/vision/lib/composite.ts';
+import { turnedComposite } from '../plugins/vision/lib/composite.ts';
 import { heldOutOfEitherTask, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
@@ -66,14 +66,6 @@ log(`${pool.length} training photos, ${n} used, ${Number(args.copies)} composite
 
 const serve = variantOf({ trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true, upright: true }, false);
 const locator = locatorFor(backbone, serve);
-const names = Object.keys(TRAINING_SCENES) as SceneName[];
-/** The turn a composite gets: level-ish, tilted as on a floor, or any angle (users' photos have all three). */
-function drawTurn(random: () => number): number {
-  const u = random();
-  if (u < 0.3) return (random() - 0.5) * 30;
-  if (u < 0.7) return (random() < 0.5 ? -1 : 1) * (20 + random() * 70);
-  return random() * 360 - 180;
-}
 const wrap = (deg: number): number => ((((deg + 180) % 360) + 360) % 360) - 180;
 
 const xs: Float32Array[] = [];
@@ -105,19 +97,7 @@ for (let copy = 0; copy < Number(args.copies); copy++) {
     for (const [j, it] of chosen.slice(b, b + 16).entries()) {
       const raw: RawImage = (await decodePixels(await readFile(it.row.file))).raw;
       const random = seededRandom(seed * 7919 + (b + j) * 31 + copy * 100003);
-      const turn = drawTurn(random);
-      const portrait = random() < 0.3;
-      const square = !portrait && random() < 0.3;
-      const composite = await pasteShoe(raw, TRAINING_SCENES[names[Math.floor(random() * names.length)]!], random, {
-        width: portrait ? 240 : 320,
-        height: portrait ? 320 : square ? 320 : 240,
-        scale: [0.35, 0.8],
-        mirror: 0,
-        rotate: turn,
-        shadow: random() < 0.7,
-        pair: random() < 0.2,
-        worn: random() < 0.2,
-      });
+      const { image: composite, turn } = await turnedComposite(raw, random);
       const placed = await prepareInputPlaced(composite, size, serve, locator);
       inputs.push(placed.input);
       // What the step left: the displayed clockwise turn less the step's counter-clockwise correction.

@@ -15,12 +15,14 @@
  * `--trim`, `--flip-augment`, `--augment N` / `--hype-augment N` / `--brand-augment N` (crop/colour/background
  * jittered copies as extra training rows), `--scene-augment N` / `--hype-scene-augment N` /
  * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--remnant-scenes <tasks>` (those tasks'
- * scene copies keep patches of floor around the shoe), `--source-balanced` (sources weigh the same within a
- * class).
+ * scene copies keep patches of floor around the shoe), `--turned-copies <tasks>` (with `--learnt-turn`: those tasks'
+ * heads also learn from a composite turned as users' photos are, served with the learnt turn, and its mirror),
+ * `--source-balanced` (sources weigh the same within a class).
  * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
  *
  * Heavy: run it with `nice -n 10` on shared machines.
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,7 +31,9 @@ import { seededRandom } from '../engine/random.ts';
 import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
+import { embedAugmentedCopy, embedItems, embedTurnedCopy, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
+import { angleFileName, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
+import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { bootstrapInterval, classificationReport, formatRange, formatReport, type BootstrapInterval, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
@@ -53,6 +57,7 @@ const { values: args } = parseArgs({
     upright: { type: 'boolean', default: false },
     'learnt-turn': { type: 'boolean', default: false },
     'mix-trim': { type: 'string' },
+    'turned-copies': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
     'flip-augment': { type: 'boolean', default: false },
@@ -87,7 +92,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -260,7 +265,7 @@ const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene
 // keeps the v3 normaliser; the remnants are an augmentation (measured in assets/models/README.md: the brand
 // head transfers better across sources when it learns from them).
 /** A task-list flag (`--mix-trim brand`, `--remnant-scenes hype,brand`): the tasks it names, validated. */
-function tasksArg(flag: 'mix-trim' | 'remnant-scenes' | 'seed-study-tasks'): Set<Task> {
+function tasksArg(flag: 'mix-trim' | 'remnant-scenes' | 'seed-study-tasks' | 'turned-copies'): Set<Task> {
   const tasks = (args[flag] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of tasks) if (t !== 'hype' && t !== 'brand') throw new Error(`--${flag} takes hype, brand or hype,brand; got ${t}`);
   return new Set(tasks as Task[]);
@@ -302,12 +307,39 @@ if (mixTrim.size > 0) {
   xTrim.push(await embedItems(backbone, embedList, trimSpec, { store, mirror: true }));
   log('trimmed views embedded');
 }
+// --turned-copies <tasks> (with --learnt-turn): one composite per image on a training scene, turned as users'
+// photos are (level, tilted, any angle), served exactly as the heads will serve it — localiser, upright step and
+// the learnt turn (the backbone's shipped angle model) — and its mirror, as extra rows of those tasks' heads. The
+// other scene copies are level, so without these a head never sees the views the learnt turn hands it: shoes
+// turned back to within 5–15°, resampled twice (assets/models/README.md, "Heads trained on turned views").
+const turnedCopies = tasksArg('turned-copies');
+if (turnedCopies.size > 0 && !args['learnt-turn']) throw new Error('--turned-copies only qualifies --learnt-turn (its views are served with the learnt turn)');
+const xTurned: Float32Array[][] = [];
+if (turnedCopies.size > 0) {
+  const angleFile = path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name));
+  const modelKey = createHash('sha256').update(readFileSync(angleFile)).digest('hex').slice(0, 12);
+  let last = 0;
+  xTurned.push(
+    ...(await embedTurnedCopy(backbone, embedList, makeTurner(backbone, shippedAngleModel(backbone.name)), {
+      seed,
+      modelKey,
+      store,
+      onProgress: (done, total, turned) => {
+        if (done - last >= 100 || done === total) {
+          last = done;
+          log(`turned copy: ${done}/${total} (the learnt turn kept a turn on ${turned})`);
+        }
+      },
+    })),
+  );
+}
 /** Extra training views of every item (mirror, augmented copies): extra rows with the same label and group. */
 const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
   ...(xFlip ? [xFlip] : []),
   ...xAug.slice(0, taskAugment[task]),
   ...xScenes[remnantScenes.has(task) ? 1 : 0].slice(0, taskScenes[task]),
   ...(mixTrim.has(task) ? xTrim : []),
+  ...(turnedCopies.has(task) ? xTurned : []),
 ];
 const sourceBalanced = args['source-balanced']!;
 
@@ -368,7 +400,7 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
             ),
           }
         : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), sourceBalanced, ...(taskNuisance[task].length > 0 ? { nuisance: taskNuisance[task] } : {}) },
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), ...(turnedCopies.has(task) ? { turnedCopies: 1 } : {}), sourceBalanced, ...(taskNuisance[task].length > 0 ? { nuisance: taskNuisance[task] } : {}) },
     },
     opts,
   );
@@ -692,6 +724,7 @@ const metrics = {
   sceneCopies: taskScenes,
   remnantScenes: [...remnantScenes],
   mixTrim: [...mixTrim],
+  turnedCopies: [...turnedCopies],
   sourceBalanced,
   seed,
   testSize,
@@ -745,6 +778,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${args['learnt-turn'] ? ' (served with the learnt turn off studio backdrops)' : ''}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}${(['hype', 'brand'] as const).filter((t) => taskTta[t]).map((t) => `, ${t}: answered with its mirror view too (probabilities averaged, as served)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${args['learnt-turn'] ? ' (served with the learnt turn off studio backdrops)' : ''}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${turnedCopies.size > 0 ? ` + a turned composite served with the learnt turn, and its mirror (${[...turnedCopies].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}${(['hype', 'brand'] as const).filter((t) => taskTta[t]).map((t) => `, ${t}: answered with its mirror view too (probabilities averaged, as served)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();

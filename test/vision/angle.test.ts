@@ -6,11 +6,11 @@ import { preprocess } from '../../engine/ml/preprocess.ts';
 import { fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
 import { openStore } from '../../engine/store/index.ts';
-import { embedItems, mirrorInput, prepareInputKeepingLook, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
+import { embedItems, embedTurnedCopy, mirrorInput, prepareInputKeepingLook, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
 import { featureKey } from '../../plugins/vision/service.ts';
 import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
 import type { RawImage } from '../../engine/ml/types.ts';
-import { pasteShoePlaced, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
+import { pasteShoePlaced, SHIFT_BACKGROUNDS, turnedComposite } from '../../plugins/vision/lib/composite.ts';
 import type { Locator } from '../../plugins/vision/lib/localise.ts';
 import { drawShoe, rng } from '../ml/fixtures.ts';
 
@@ -255,6 +255,78 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
       expect(out[0]).toEqual(sentinels[0]);
       expect(out[1]).not.toEqual(sentinels[1]);
       expect(await store.embeddings.get('img1', backbone.name, prepKey(variantOf({ ...located, learntTurn: true }, false)))).toEqual(out[1]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('turned training views (composite.ts turnedComposite, features.ts embedTurnedCopy)', () => {
+  it('GIVEN many draws THEN the turns are level, tilted and any angle in train:angle\'s shares, and a seed repeats its composite', async () => {
+    const shoe = drawShoe({ seed: 5, toe: 'right', width: 120, height: 90 });
+    const turns: number[] = [];
+    for (let i = 0; i < 60; i++) turns.push((await turnedComposite(shoe, rng(100 + i))).turn);
+    const level = turns.filter((t) => Math.abs(t) <= 15).length;
+    const tilted = turns.filter((t) => Math.abs(t) >= 20 && Math.abs(t) <= 90).length;
+    // 30 % within ±15° and 40 % tilted 20–90° (plus the any-angle draws that land there): a loose band for 60 draws.
+    expect(level).toBeGreaterThan(8);
+    expect(level).toBeLessThan(35);
+    expect(tilted).toBeGreaterThan(15);
+    expect(turns.some((t) => Math.abs(t) > 90)).toBe(true);
+    const a = await turnedComposite(shoe, rng(7));
+    const b = await turnedComposite(shoe, rng(7));
+    expect(b.turn).toBe(a.turn);
+    expect(Buffer.from(b.image.data).equals(Buffer.from(a.image.data))).toBe(true);
+  });
+
+  it('GIVEN photos THEN each gets one view served through the learnt turn and its mirror, drawn from its hash and cached, so two lists share rows', async () => {
+    const backbone = await loadBackbone('mobilenet_v2');
+    const store = await openStore({ url: `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'turned-')), 'cache.db')}` });
+    try {
+      const photos = [1, 2, 3].map((seed) => drawShoe({ seed, toe: 'right', width: 160, height: 120 }));
+      let loads = 0;
+      const item = (i: number): { sha256: string; load: () => Promise<RawImage> } => ({
+        sha256: `${'0'.repeat(7)}${i}photo`,
+        load: async () => {
+          loads++;
+          return photos[i]!;
+        },
+      });
+      let looks = 0;
+      const turner: Turner = {
+        applyTo: ['located', 'segmented', 'busy', 'uniform'],
+        minConfidence: 0,
+        read: () => ({ turn: 0, confidence: 0 }),
+        look: async (input) => {
+          looks++;
+          const [embedding] = await backbone.embedImages([input], { batchSize: 1 });
+          return { embedding: embedding!, prediction: { turn: 0, confidence: 1 } };
+        },
+      };
+      // A locator that finds nothing: the normaliser works from the whole frame.
+      const locator: Locator = async () => undefined;
+      const opts = { seed: 42, modelKey: 'test', store, locator };
+      const first = await embedTurnedCopy(backbone, [item(0), item(1)], turner, opts);
+      expect(loads).toBe(2);
+      // Served through the learnt turn: every composite was looked at (its look is the row).
+      expect(looks).toBe(2);
+      expect(first).toHaveLength(2);
+      expect(first[0]).toHaveLength(2);
+      expect(first[1][0]).toHaveLength(backbone.embedDim);
+      // The mirror is another view of the same composite, not the same row.
+      expect(Array.from(first[1][0]!)).not.toEqual(Array.from(first[0][0]!));
+      // Another list, in another order, with one new photo: only the new one is loaded and composed.
+      const second = await embedTurnedCopy(backbone, [item(2), item(1), item(0)], turner, opts);
+      expect(loads).toBe(3);
+      expect(second[0][1]).toEqual(first[0][1]);
+      expect(second[1][2]).toEqual(first[1][0]);
+      // Without the cache the rows are recomputed the same: the draw depends on the photo, not where it sits.
+      const again = await embedTurnedCopy(backbone, [item(1)], turner, { seed: 42, modelKey: 'test', locator });
+      for (const [k, v] of again[0][0]!.entries()) expect(v).toBeCloseTo(first[0][1]![k]!, 4);
+      // Another angle model is another key: nothing is reused.
+      await embedTurnedCopy(backbone, [item(0)], turner, { ...opts, modelKey: 'other' });
+      expect(loads).toBe(5);
+      expect(await store.embeddings.get(item(0).sha256, backbone.name, 'tilt1.s42.ltother+m')).toBeDefined();
     } finally {
       await store.close();
     }

@@ -545,3 +545,30 @@ export async function sceneCompositePlaced(
 
 /** Share of training scenes whose shoe is worn (a trouser leg over the collar; see {@link PasteOptions.worn}). */
 export const SCENE_WORN_SHARE = 0.3;
+
+/**
+ * A training composite turned as users' photos are: the shoe on one of the {@link TRAINING_SCENES}, turned 30 % of
+ * the time within ±15°, 40 % tilted 20–90° either way, 30 % by any angle (a floor shot from above, a shoe toe-up on a
+ * foot, a photo taken sideways), never mirrored, landscape, portrait or square, the shoe 35–80 % of the frame
+ * width, with a contact shadow (70 %), the pair (20 %) or worn (20 %). `turn` is the clockwise turn as displayed.
+ * Used by train:angle (what the learnt turn learns from) and by the heads' turned training views.
+ */
+export async function turnedComposite(raw: RawImage, random: () => number): Promise<{ image: RawImage; turn: number }> {
+  const u = random();
+  const turn = u < 0.3 ? (random() - 0.5) * 30 : u < 0.7 ? (random() < 0.5 ? -1 : 1) * (20 + random() * 70) : random() * 360 - 180;
+  const portrait = random() < 0.3;
+  const square = !portrait && random() < 0.3;
+  const names = Object.keys(TRAINING_SCENES) as SceneName[];
+  const scene = TRAINING_SCENES[names[Math.floor(random() * names.length)]!];
+  const image = await pasteShoe(raw, scene, random, {
+    width: portrait ? 240 : 320,
+    height: portrait ? 320 : square ? 320 : 240,
+    scale: [0.35, 0.8],
+    mirror: 0,
+    rotate: turn,
+    shadow: random() < 0.7,
+    pair: random() < 0.2,
+    worn: random() < 0.2,
+  });
+  return { image, turn };
+}

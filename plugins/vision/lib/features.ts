@@ -18,7 +18,8 @@ import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
-import { sceneComposite } from './composite.ts';
+import { sceneComposite, turnedComposite } from './composite.ts';
+import { decodePixels } from './input.ts';
 import { LOCALISER_VERSION, makeLocator, shippedLocaliser, type Locator } from './localise.ts';
 import { ANGLE_VERSION, LEARNT_TURN_MIN, makeTurner, shippedAngleModel, type Turner } from './angle.ts';
 
@@ -510,4 +511,54 @@ export async function embedAugmentedCopy(backbone: Backbone, items: readonly Emb
     members.forEach((i, k) => (view[i] = vectors[k]!));
   }
   return view;
+}
+
+/** Version of {@link embedTurnedCopy}'s composites (part of its cache keys); bump when they change. */
+export const TURNED_COPY_VERSION = 1;
+
+/**
+ * One turned composite per item ({@link turnedComposite}, drawn from `seed` and the item's hash, so two lists that
+ * share photos share their rows), served exactly as a head with `learntTurn` serves it (shoe localiser, upright
+ * step, the learnt turn `turner` reads), embedded with its mirror: two training views, `[view, mirror]`. The heads
+ * then learn from the views the learnt turn hands them, its 5–15° misses and twice-resampled pixels included.
+ * Cached in `opts.store` under `tilt<version>.s<seed>.lt<modelKey>` (`+m` for the mirror): `modelKey` names the
+ * angle model (a hash of its file), whose readings decide the views.
+ */
+export async function embedTurnedCopy(
+  backbone: Backbone,
+  items: readonly EmbedItem[],
+  turner: Turner,
+  opts: {
+    readonly seed: number;
+    readonly modelKey: string;
+    readonly store?: Store;
+    /** The shoe localiser (default: the backbone's shipped one, as serving uses). */
+    readonly locator?: Locator;
+    readonly onProgress?: (done: number, total: number, turned: number) => void;
+  },
+): Promise<[Float32Array[], Float32Array[]]> {
+  const key = `tilt${TURNED_COPY_VERSION}.s${opts.seed}.lt${opts.modelKey}`;
+  const shas = items.map((it) => it.sha256);
+  const views = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, key) : new Map<string, Float32Array>();
+  const mirrors = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, `${key}+m`) : new Map<string, Float32Array>();
+  const serve = variantOf({ trim: false, flipAverage: false, l2: true, normalise: true, orient: false, locate: true, upright: true, learntTurn: true }, false);
+  const locator = opts.locator ?? locatorFor(backbone, serve);
+  const size = backbone.inputSize;
+  const todo = items.filter((it) => !views.has(it.sha256) || !mirrors.has(it.sha256));
+  let turned = 0;
+  for (const [k, it] of todo.entries()) {
+    const loaded = await it.load();
+    const raw = loaded instanceof Uint8Array ? (await decodePixels(loaded)).raw : loaded;
+    const { image } = await turnedComposite(raw, seededRandom(opts.seed * 7919 + Number.parseInt(it.sha256.slice(0, 8), 16)));
+    const placed = await prepareInputPlaced(image, size, serve, locator, turner);
+    if (placed.framing?.learntTurn !== undefined) turned++;
+    const view = placed.embedding ?? (await backbone.embedImages([placed.input], { batchSize: 1 }))[0]!;
+    const [mirror] = await backbone.embedImages([mirrorInput(placed.input, size)], { batchSize: 1 });
+    await opts.store?.embeddings.put(it.sha256, backbone.name, key, view);
+    await opts.store?.embeddings.put(it.sha256, backbone.name, `${key}+m`, mirror!);
+    views.set(it.sha256, view);
+    mirrors.set(it.sha256, mirror!);
+    opts.onProgress?.(k + 1, todo.length, turned);
+  }
+  return [items.map((it) => views.get(it.sha256)!), items.map((it) => mirrors.get(it.sha256)!)];
 }
