@@ -57,7 +57,6 @@
  *
  * Heavy (a few minutes on 2 cores with onnxruntime): run it with `nice -n 10` on shared machines.
  */
-import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -71,7 +70,7 @@ import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, embedTurnedCopy, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
-import { makeTurner, parseAngleModel, predictTurn, type AngleModel } from '../plugins/vision/lib/angle.ts';
+import { angleFileKey, makeTurner, parseAngleModel, predictTurn, type AngleModel } from '../plugins/vision/lib/angle.ts';
 import { loadHeadFile, predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -330,7 +329,8 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
  * makes them; cached in the store under the angle model's hash, so both tasks' training sides share the rows).
  */
 async function tiltedViews(list: readonly LabelledItem[]): Promise<Float32Array[][]> {
-  const modelKey = createHash('sha256').update(await readFile(args['angle-model']!)).digest('hex').slice(0, 12);
+  // --learn-on / --learn-confidence serve the model at another operating point: other views, so other rows.
+  const modelKey = `${angleFileKey(args['angle-model']!)}${args['learn-on'] ? `.on${args['learn-on']}` : ''}${args['learn-confidence'] ? `.c${args['learn-confidence']}` : ''}`;
   const started = Date.now();
   return embedTurnedCopy(backbone, asEmbedItems(list), makeTurner(backbone, angleModel!), {
     seed,

@@ -22,7 +22,6 @@
  *
  * Heavy: run it with `nice -n 10` on shared machines.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,7 +31,7 @@ import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, embedTurnedCopy, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
-import { angleFileName, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
+import { angleFileKey, angleFileName, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
 import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -316,8 +315,7 @@ const turnedCopies = tasksArg('turned-copies');
 if (turnedCopies.size > 0 && !args['learnt-turn']) throw new Error('--turned-copies only qualifies --learnt-turn (its views are served with the learnt turn)');
 const xTurned: Float32Array[][] = [];
 if (turnedCopies.size > 0) {
-  const angleFile = path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name));
-  const modelKey = createHash('sha256').update(readFileSync(angleFile)).digest('hex').slice(0, 12);
+  const modelKey = angleFileKey(path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name)));
   let last = 0;
   xTurned.push(
     ...(await embedTurnedCopy(backbone, embedList, makeTurner(backbone, shippedAngleModel(backbone.name)), {

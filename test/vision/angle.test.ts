@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { preprocess } from '../../engine/ml/preprocess.ts';
-import { fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
+import { angleFileKey, fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { embedItems, embedTurnedCopy, mirrorInput, prepareInputKeepingLook, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
@@ -262,6 +262,15 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
 });
 
 describe('turned training views (composite.ts turnedComposite, features.ts embedTurnedCopy)', () => {
+  it('GIVEN two angle files THEN their cache keys differ exactly when their contents do', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'angle-key-'));
+    for (const [name, text] of [['a.json', '{"w":1}'], ['b.json', '{"w":1}'], ['c.json', '{"w":2}']] as const) writeFileSync(path.join(dir, name), text);
+    const key = (name: string): string => angleFileKey(path.join(dir, name));
+    expect(key('a.json')).toBe(key('b.json'));
+    expect(key('a.json')).not.toBe(key('c.json'));
+    expect(key('a.json')).toMatch(/^[0-9a-f]{12}$/);
+  });
+
   it('GIVEN many draws THEN the turns are level, tilted and any angle in train:angle\'s shares, and a seed repeats its composite', async () => {
     const shoe = drawShoe({ seed: 5, toe: 'right', width: 120, height: 90 });
     const turns: number[] = [];

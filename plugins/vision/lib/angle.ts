@@ -9,6 +9,8 @@
  * left. The output is a unit vector (cos, sin) of the clockwise turn, so that +180° and −180° are the same answer,
  * and its length is how sure the regressor is.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import { z } from 'zod';
@@ -207,6 +209,14 @@ export function parseAngleModel(json: unknown): AngleModel {
 /** The file name of a backbone's angle model (it reads that backbone's whole embedding). */
 export function angleFileName(backbone: string): string {
   return `angle-${backbone}.json`;
+}
+
+/**
+ * A short content hash of an angle model file: the cache key of training views that were served with it
+ * (`embedTurnedCopy`), so a rebuilt model makes new rows instead of reusing the old model's.
+ */
+export function angleFileKey(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 12);
 }
 
 /** The command that rebuilds a shipped angle model (named in MODEL_MISSING errors). */
