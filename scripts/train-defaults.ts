@@ -675,7 +675,9 @@ for (const task of ['hype', 'brand'] as const) {
   const r = results[task]!;
   const head: HeadModel = {
     ...r.head,
-    ...(args['learnt-turn'] ? { features: { ...r.head.features, learntTurn: true } } : {}),
+    // Served with the learnt turn: the file names that feature space (`+lt<n>`), the one a community run's embedder
+    // trains in, so the training gate can score the shipped head against a candidate (plugins/training pipeline).
+    ...(args['learnt-turn'] ? { features: { ...r.head.features, learntTurn: true }, prepVersion: featureKey({ ...r.head.features, learntTurn: true }) } : {}),
     id: `${task}-default`,
     createdAt,
     meta: {

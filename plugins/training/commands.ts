@@ -121,11 +121,19 @@ const datasetsOption = z
   .optional();
 
 // Slash options and CLI flags take one word, so the view sets are named; 'mirror' is the job schema's default.
-const VIEW_SETS = { photos: [], mirror: ['mirror'], scene: ['scene'], 'mirror+scene': ['mirror', 'scene'] } as const satisfies Record<string, readonly TrainingView[]>;
+const VIEW_SETS = {
+  photos: [],
+  mirror: ['mirror'],
+  scene: ['scene'],
+  turned: ['turned'],
+  'mirror+scene': ['mirror', 'scene'],
+  'mirror+turned': ['mirror', 'turned'],
+  'mirror+scene+turned': ['mirror', 'scene', 'turned'],
+} as const satisfies Record<string, readonly TrainingView[]>;
 const viewsOption = z
-  .enum(['photos', 'mirror', 'scene', 'mirror+scene'])
+  .enum(['photos', 'mirror', 'scene', 'turned', 'mirror+scene', 'mirror+turned', 'mirror+scene+turned'])
   .default('mirror')
-  .describe('Extra training rows per photo: its mirror image (default), its shoe on a generated scene, both, or none (photos)');
+  .describe('Extra rows per photo: mirror (default), scene, turned (tilted as phone photos), mixes, none (photos)');
 
 const ttaOption = ttaSchema.describe('mirror: answer from photo + mirror (brand default); none: photo alone; auto: validation picks');
 

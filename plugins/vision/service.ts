@@ -15,7 +15,9 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivations, overlayHeatmapRaw, type CamResult, type HeadFn } from '../../engine/ml/cam.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
-import { embedItems, embedOne, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputKeepingLook, prepKey, shoeFoundIn, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { embedItems, embedOne, embedTurnedCopy, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputKeepingLook, prepKey, shoeFoundIn, turnedCopyKey, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
+import { angleFileKey, angleFileName, makeTurner, shippedAngleModel } from './lib/angle.ts';
+import { DEFAULT_LOCALISER_DIR } from './lib/localise.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
@@ -198,28 +200,48 @@ export interface VisionService {
   vote(input: { imageSha: string; task: Task; value: string; by: string; guildId?: string }): Promise<void>;
 }
 
-/** A training view of a photo: extra training rows with the photo's label and source. */
-export type TrainingView = 'mirror' | 'scene';
+/**
+ * A training view of a photo: extra training rows with the photo's label and source. `turned` is two rows, the
+ * turned composite and its mirror (see {@link ViewRow}).
+ */
+export type TrainingView = 'mirror' | 'scene' | 'turned';
+
+/** One row kind a view adds: `turned` adds `turned` and `turned-mirror`. */
+export type ViewRow = 'mirror' | 'scene' | 'turned' | 'turned-mirror';
 
 /** The `embedder` contract of the training plugin (structurally the same as plugins/training's). */
 export interface Embedder {
   readonly backbone: string;
   readonly prepVersion: string;
   embedImages(shas: readonly string[], signal?: AbortSignal): Promise<Map<string, Float32Array>>;
-  /** The store key (prepVersion) a view's embeddings are cached under. */
-  viewPrepVersion(view: TrainingView): string;
-  /** Embeddings of a training view of stored images, read from and written to the store's cache. */
-  embedViews(shas: readonly string[], view: TrainingView, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+  /** The store key (prepVersion) a view row's embeddings are cached under; undefined when this embedder cannot make it. */
+  viewPrepVersion(view: ViewRow): string | undefined;
+  /** Embeddings of a training view row of stored images, read from and written to the store's cache. */
+  embedViews(shas: readonly string[], view: ViewRow, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
 }
+
+/**
+ * The feature pipeline of the `embedder` service, which community training runs embed with: the shipped heads'
+ * (DEFAULT_FEATURES served with the learnt turn, which DEFAULT_BACKBONE ships). A promoted version is then embedded
+ * in training as it is served — a phone photo voted on in Discord goes through the same learnt turn both times — and
+ * the gate scores the shipped default heads in the run's own feature space.
+ */
+export const EMBEDDER_FEATURES: FeatureSpec = { ...DEFAULT_FEATURES, learntTurn: true };
+
+/**
+ * Seed of the embedder's turned views: train:defaults' default seed, so a photo gets the same turn (drawn from the
+ * seed and its hash, features.ts `embedTurnedCopy`) in a community run as in the shipped heads' training.
+ */
+export const TURNED_VIEW_SEED = 42;
 
 /**
  * The spec and embedItems options of a training view, as `npm run train:defaults` makes them (`--flip-augment`,
  * scene copy 0): the mirror of the photo through the serving pipeline; the shoe pasted onto a generated scene,
  * normalised from the whole frame (unlocated: its looser crops transfer better, assets/models/README.md).
  */
-function viewSpec(view: TrainingView): { spec: FeatureSpec; options: { mirror?: boolean; scene?: number } } {
+function viewSpec(view: 'mirror' | 'scene'): { spec: FeatureSpec; options: { mirror?: boolean; scene?: number } } {
   const { locate: _locate, ...unlocated } = DEFAULT_FEATURES;
-  return view === 'mirror' ? { spec: { ...DEFAULT_FEATURES, flipAverage: false }, options: { mirror: true } } : { spec: { ...unlocated, flipAverage: false }, options: { scene: 0 } };
+  return view === 'mirror' ? { spec: { ...EMBEDDER_FEATURES, flipAverage: false }, options: { mirror: true } } : { spec: { ...unlocated, flipAverage: false }, options: { scene: 0 } };
 }
 
 function median(values: number[]): number {
@@ -737,23 +759,58 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     }));
   }
 
+  /**
+   * The hash of the angle model the embedder's turned views are served with (part of their cache key, features.ts
+   * `turnedCopyKey`); undefined when DEFAULT_BACKBONE ships no readable angle model, so no turned views are made.
+   */
+  let angleKey: string | null | undefined;
+  function turnedModelKey(): string | undefined {
+    // Read once per process, like the angle model itself (shippedAngleModel): the file is a few MB.
+    if (angleKey === undefined) {
+      try {
+        shippedAngleModel(DEFAULT_BACKBONE);
+        angleKey = angleFileKey(path.join(DEFAULT_LOCALISER_DIR, angleFileName(DEFAULT_BACKBONE)));
+      } catch {
+        angleKey = null;
+      }
+    }
+    return angleKey ?? undefined;
+  }
+
   const embedder: Embedder = {
     backbone: DEFAULT_BACKBONE,
-    prepVersion: featureKey(DEFAULT_FEATURES),
+    prepVersion: featureKey(EMBEDDER_FEATURES),
     async embedImages(shas, signal) {
       const store = storeOrThrow();
       // Always the declared feature space: the training plugin caches what this returns under these names.
       const backbone = await backboneFor(embedder.backbone);
-      const vectors = await embedFeatureItems(backbone, storedItems(store, shas), DEFAULT_FEATURES, store, undefined, signal);
+      const vectors = await embedFeatureItems(backbone, storedItems(store, shas), EMBEDDER_FEATURES, store, undefined, signal);
       return new Map(shas.map((s, i) => [s, vectors[i]!]));
     },
     viewPrepVersion(view) {
+      if (view === 'turned' || view === 'turned-mirror') {
+        const modelKey = turnedModelKey();
+        return modelKey && `${turnedCopyKey(TURNED_VIEW_SEED, modelKey)}${view === 'turned' ? '' : '+m'}`;
+      }
       const { spec, options } = viewSpec(view);
       return prepKey({ ...variantOf(spec, options.mirror === true), ...(options.scene !== undefined ? { scene: options.scene } : {}) });
     },
     async embedViews(shas, view, signal) {
       const store = storeOrThrow();
       const backbone = await backboneFor(embedder.backbone);
+      if (view === 'turned' || view === 'turned-mirror') {
+        const modelKey = turnedModelKey();
+        if (!modelKey) throw new EngineError('MODEL_MISSING', `Turned views need the learnt turn of ${DEFAULT_BACKBONE}, and its angle model is missing or unreadable.`);
+        // One pass makes (and caches) both rows of a photo: its turned composite and that view's mirror.
+        const [turned, mirrored] = await embedTurnedCopy(backbone, storedItems(store, shas), makeTurner(backbone, shippedAngleModel(DEFAULT_BACKBONE)), {
+          seed: TURNED_VIEW_SEED,
+          modelKey,
+          store,
+          ...(signal ? { signal } : {}),
+        });
+        const rows = view === 'turned' ? turned : mirrored;
+        return new Map(shas.map((s, i) => [s, rows[i]!]));
+      }
       const { spec, options } = viewSpec(view);
       // embedItems caches each variant in the store itself (under viewPrepVersion's key).
       const vectors = await embedItems(backbone, storedItems(store, shas), spec, { store, ...options, ...(signal ? { signal } : {}) });

@@ -68,7 +68,27 @@ describe('training views', () => {
     expect((await store.models.get(data.model))?.params).toMatchObject({ views: ['mirror', 'scene'] });
     // The views' embeddings are in the store under the embedder's keys (a second run reuses them).
     const embedder = engine.service<Embedder>('embedder')!;
-    for (const view of ['mirror', 'scene'] as const) expect(await store.embeddings.count(embedder.backbone, embedder.viewPrepVersion(view))).toBeGreaterThan(0);
+    for (const view of ['mirror', 'scene'] as const) expect(await store.embeddings.count(embedder.backbone, embedder.viewPrepVersion(view)!)).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('GIVEN train --views mirror+turned THEN each training photo adds its mirror, a turned view and that view\'s mirror, and the version is served with the learnt turn', async () => {
+    const store = engine.services.store;
+    const embedder = engine.service<Embedder>('embedder')!;
+    const r = await engine.invoke('train', { task: 'brand', dataset: 'shoes', epochs: 3, views: 'mirror+turned', wait: true }, moderator());
+    if (!r.ok) throw r.error;
+    const data = r.reply.data as { model: number; views: string[] };
+    expect(data.views).toEqual(['mirror', 'turned']);
+    expect(r.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photo + mirror + turned');
+    const version = (await store.models.get(data.model))!;
+    const split = (version.dataSnapshot as { split: { train: number; trainRows: number } }).split;
+    expect(split.trainRows).toBe(4 * split.train);
+    // Both turned rows of every training photo are cached under the embedder's keys (a second run embeds nothing).
+    for (const row of ['turned', 'turned-mirror'] as const) expect(await store.embeddings.count(embedder.backbone, embedder.viewPrepVersion(row)!)).toBe(split.train);
+    // The file names the embedder's feature space, learnt turn included, so serving turns tilted photos as the
+    // turned rows were turned.
+    const head = parseHead(JSON.parse(Buffer.from(version.artifact).toString('utf8')), 'registry');
+    expect(head.prepVersion).toBe(embedder.prepVersion);
+    expect(head.features).toMatchObject({ normalise: true, locate: true, upright: true, learntTurn: true });
   }, 300_000);
 
   it('GIVEN train --tta mirror THEN the version answers from photo + mirror: its test score, the gate and serving all use the mirror', async () => {
@@ -92,7 +112,7 @@ describe('training views', () => {
       if (!served.ok) throw served.error;
       const sha = (served.reply.data as { imageSha: string }).imageSha;
       const photo = (await store.embeddings.getMany([sha], embedder.backbone, embedder.prepVersion)).get(sha)!;
-      const mirror = (await store.embeddings.getMany([sha], embedder.backbone, embedder.viewPrepVersion('mirror'))).get(sha)!;
+      const mirror = (await store.embeddings.getMany([sha], embedder.backbone, embedder.viewPrepVersion('mirror')!)).get(sha)!;
       const expected = predictHead(head, photo, [mirror]).probabilities;
       const got = (served.reply.data as { probabilities: Record<string, number> }).probabilities;
       for (const label of Object.keys(expected)) expect(got[label]).toBeCloseTo(expected[label]!, 5);

@@ -6,9 +6,11 @@ import { createEngine, type Engine } from '../../engine/index.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { getTf } from '../../engine/ml/runtime.ts';
 import { createVisionPlugin, parseVoteAction } from '../../plugins/vision/index.ts';
-import { DEFAULT_FEATURES, featureKey, type Embedder } from '../../plugins/vision/service.ts';
+import { DEFAULT_BACKBONE, DEFAULT_FEATURES, featureKey, type Embedder } from '../../plugins/vision/service.ts';
+import { angleFileKey, angleFileName } from '../../plugins/vision/lib/angle.ts';
+import { DEFAULT_LOCALISER_DIR } from '../../plugins/vision/lib/localise.ts';
 import { parseHead, predictHead } from '../../plugins/vision/lib/head.ts';
-import { prepKey, variantOf } from '../../plugins/vision/lib/features.ts';
+import { prepKey, turnedCopyKey, variantOf } from '../../plugins/vision/lib/features.ts';
 import sharp from 'sharp';
 import { seededRandom } from '../../engine/random.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS } from '../../plugins/vision/lib/composite.ts';
@@ -237,17 +239,31 @@ describe('vision plugin on generated sneakers', () => {
     expect(mirrors.size).toBeGreaterThanOrEqual(12);
   }, 120_000);
 
-  it('GIVEN the embedder THEN training views (mirror, scene) are embedded, cached under their own keys, and differ from the photo', async () => {
+  it('GIVEN the embedder THEN training views (mirror, scene, turned and its mirror) are embedded, cached under their own keys, and differ from the photo', async () => {
     const embedder = engine.service<Embedder>('embedder')!;
     const store = engine.services.store;
     const shas: string[] = [];
     for await (const img of store.images.iterate({ dataset: 'fixtures' })) if (shas.length < 3) shas.push(img.sha256);
     const plain = await embedder.embedImages(shas);
+    // Community runs embed as the shipped heads are served: with the learnt turn (`+lt<n>`).
+    expect(embedder.prepVersion).toBe(featureKey({ ...DEFAULT_FEATURES, learntTurn: true }));
+    expect(embedder.prepVersion).toMatch(/\+lt\d+$/);
     expect(embedder.viewPrepVersion('mirror')).toBe(`${embedder.prepVersion}+flip`);
     expect(embedder.viewPrepVersion('scene')).toMatch(/\+scene\d+\.0$/);
-    for (const view of ['mirror', 'scene'] as const) {
+    // Turned views: train:defaults' seed and the hash of the angle model that serves them.
+    const angleKey = angleFileKey(path.join(DEFAULT_LOCALISER_DIR, angleFileName(DEFAULT_BACKBONE)));
+    expect(embedder.viewPrepVersion('turned')).toBe(turnedCopyKey(42, angleKey));
+    expect(embedder.viewPrepVersion('turned-mirror')).toBe(`${turnedCopyKey(42, angleKey)}+m`);
+    const turned = await embedder.embedViews(shas, 'turned');
+    const turnedMirror = await embedder.embedViews(shas, 'turned-mirror');
+    for (const sha of shas) {
+      const a = turned.get(sha)!;
+      const b = turnedMirror.get(sha)!;
+      expect(a.reduce((d, v, i) => d + Math.abs(v - b[i]!), 0)).toBeGreaterThan(1e-3 * a.length);
+    }
+    for (const view of ['mirror', 'scene', 'turned', 'turned-mirror'] as const) {
       const got = await embedder.embedViews(shas, view);
-      const cached = await store.embeddings.getMany(shas, embedder.backbone, embedder.viewPrepVersion(view));
+      const cached = await store.embeddings.getMany(shas, embedder.backbone, embedder.viewPrepVersion(view)!);
       expect(cached.size).toBe(shas.length);
       for (const sha of shas) {
         expect(Array.from(cached.get(sha)!)).toEqual(Array.from(got.get(sha)!));
@@ -349,6 +365,19 @@ describe('vision plugin on generated sneakers', () => {
     expect(section.localisers).toMatch(/^mobilenet_v2 \(block_13_expand_relu, threshold 0\.\d+\); inception_v3 \(mixed5, threshold 0\.\d+\)$/);
     // The shipped heads' backbone ships its learnt turn (assets/models/angle-inception_v3_m67.json).
     expect(section.angleModels).toMatch(/^inception_v3_m67 \(128 hidden, median error \d+(\.\d)?°\)$/);
+  });
+
+  it('GIVEN the shipped default heads THEN they name the feature space they are served in, the one community runs train in', () => {
+    // The training gate scores the shipped head against a community candidate only when both read the same
+    // features (plugins/training pipeline `evaluateArtifact`): the file's prepVersion must be what serving embeds.
+    const embedder = engine.service<Embedder>('embedder')!;
+    for (const task of ['hype', 'brand'] as const) {
+      const file = path.join(DEFAULT_LOCALISER_DIR, `${task}.head.json`);
+      const head = parseHead(JSON.parse(readFileSync(file, 'utf8')), file);
+      expect(head.backbone).toBe(embedder.backbone);
+      expect(featureKey(head.features)).toBe(head.prepVersion);
+      expect(head.prepVersion).toBe(embedder.prepVersion);
+    }
   });
 
   it('GIVEN a missing or corrupt model file THEN MODEL_MISSING says how to rebuild it', async () => {

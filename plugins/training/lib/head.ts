@@ -59,6 +59,8 @@ export interface HeadArtifact {
     readonly orient?: boolean;
     readonly upright?: boolean;
     readonly locate?: boolean;
+    /** Turn a tilted shoe by what the backbone's angle model reads (the vision plugin's learnt turn). */
+    readonly learntTurn?: boolean;
   };
   readonly standardise: { readonly mean: readonly number[]; readonly std: readonly number[] };
   readonly layers: readonly {
@@ -616,9 +618,10 @@ function oodOf(train: HeadData, k: number): { centroids: number[][]; threshold: 
 }
 
 /**
- * The feature pipeline a prepVersion names (the vision plugin's cache key, e.g. `vprep-1+norm3u2+loc1`): serving
+ * The feature pipeline a prepVersion names (the vision plugin's cache key, e.g. `vprep-1+norm3u2+loc1+lt1`): serving
  * recomputes embeddings from these flags, so each step the training embeddings went through must be here —
- * normalise, orient (`o`), upright (`u<n>`), the shoe localiser (`+loc<n>`) — or serving embeds differently.
+ * normalise, orient (`o`), upright (`u<n>`), the shoe localiser (`+loc<n>`), the learnt turn (`+lt<n>`) — or
+ * serving embeds differently.
  */
 export function featuresOf(prepVersion: string): HeadArtifact['features'] {
   const norm = /\+norm\d+(o)?(u\d+)?/.exec(prepVersion);
@@ -626,7 +629,7 @@ export function featuresOf(prepVersion: string): HeadArtifact['features'] {
     trim: prepVersion.includes('+trim'),
     flipAverage: prepVersion.includes('+flipavg'),
     l2: false,
-    ...(norm ? { normalise: true, orient: norm[1] !== undefined, ...(norm[2] ? { upright: true } : {}), ...(/\+loc\d+/.test(prepVersion) ? { locate: true } : {}) } : {}),
+    ...(norm ? { normalise: true, orient: norm[1] !== undefined, ...(norm[2] ? { upright: true } : {}), ...(/\+loc\d+/.test(prepVersion) ? { locate: true } : {}), ...(/\+lt\d+/.test(prepVersion) ? { learntTurn: true } : {}) } : {}),
   };
 }
 

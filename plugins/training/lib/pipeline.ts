@@ -39,13 +39,22 @@ export const nuisanceSchema = z.enum(['source', 'none']).default('source');
 export type NuisanceMode = z.output<typeof nuisanceSchema>;
 
 /**
- * Training views: each training photo also enters as its mirror image and/or its shoe pasted onto a generated
- * scene (same label, same source). Only the training split gets them; validation and test stay photos.
+ * Training views: each training photo also enters as its mirror image, its shoe pasted onto a generated scene,
+ * and/or `turned`: its shoe on a scene turned as users' photos are, served through the learnt turn, plus that view's
+ * mirror (same label, same source). Only the training split gets them; validation and test stay photos.
  */
-export const viewsSchema = z.array(z.enum(['mirror', 'scene'])).max(2).default(['mirror']);
+export const viewsSchema = z.array(z.enum(['mirror', 'scene', 'turned'])).max(3).default(['mirror']);
 
 /** A training view. */
 export type TrainingView = z.output<typeof viewsSchema>[number];
+
+/** One row kind of a view: `turned` adds two rows per photo, `turned` and `turned-mirror`; the others one. */
+export type ViewRow = Exclude<TrainingView, 'turned'> | 'turned' | 'turned-mirror';
+
+/** The row kinds a view adds, in order. */
+export function rowsOfView(view: TrainingView): readonly ViewRow[] {
+  return view === 'turned' ? ['turned', 'turned-mirror'] : [view];
+}
 
 /**
  * Test-time view of the trained head: `mirror` = serving also runs it on the photo's mirror image and averages
@@ -148,10 +157,13 @@ export interface Embedder {
   readonly prepVersion: string;
   /** Embed stored images by content id (the embedder caches them in the store itself or not; we do too). */
   embedImages(shas: readonly string[], signal?: AbortSignal): Promise<Map<string, Float32Array>>;
-  /** The store key of a view's embeddings; embedders without views leave these out. */
-  viewPrepVersion?(view: TrainingView): string;
-  /** Embed a training view of stored images (cached by the embedder under {@link Embedder.viewPrepVersion}). */
-  embedViews?(shas: readonly string[], view: TrainingView, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
+  /**
+   * The store key of a view row's embeddings; undefined when this embedder cannot make that row (a backbone without
+   * an angle model makes no turned views). Embedders without views leave these out.
+   */
+  viewPrepVersion?(view: ViewRow): string | undefined;
+  /** Embed a training view row of stored images (cached by the embedder under {@link Embedder.viewPrepVersion}). */
+  embedViews?(shas: readonly string[], view: ViewRow, signal?: AbortSignal): Promise<Map<string, Float32Array>>;
 }
 
 /** Default feature space when neither the job nor an embedder says (the vision plugin's default backbone). */
@@ -198,7 +210,8 @@ export interface EvalSplit {
 /**
  * Append each view's rows to the training split: cached embeddings from the store, the rest made by the
  * embedder (which caches them). Without an embedder of the run's feature space that can make views, the run
- * trains on the photos alone and says so (`PreparedRun.views`).
+ * trains on the photos alone; a view the embedder cannot make is left out. Either way it says so
+ * (`PreparedRun.views`, and a warning in the job's log).
  */
 async function addViews(
   store: Store,
@@ -209,23 +222,32 @@ async function addViews(
   ctx: JobContext,
 ): Promise<TrainingView[]> {
   if (views.length === 0) return [];
-  if (!viewEmbedderOf(embedder, features)) {
+  const viewEmbedder = viewEmbedderOf(embedder, features);
+  if (!viewEmbedder) {
     ctx.logger.warn('training views skipped: no embedder in this worker makes them for this feature space', { views, features });
     return [];
   }
   const photos = [...train.items];
   const labels = [...train.y];
+  const made: TrainingView[] = [];
   for (const view of views) {
-    const vectors = await viewVectors(store, photos.map((p) => p.sha), view, features.backbone, embedder as ViewEmbedder, ctx);
-    photos.forEach((p, r) => {
-      const v = vectors.get(p.sha);
-      if (!v) return;
-      train.x.push(v);
-      train.y.push(labels[r]!);
-      train.items.push(p);
-    });
+    if (rowsOfView(view).some((row) => viewEmbedder.viewPrepVersion(row) === undefined)) {
+      ctx.logger.warn(`training view skipped: this worker's embedder cannot make ${view} views`, { view, features });
+      continue;
+    }
+    for (const row of rowsOfView(view)) {
+      const vectors = await viewVectors(store, photos.map((p) => p.sha), row, features.backbone, viewEmbedder, ctx);
+      photos.forEach((p, r) => {
+        const v = vectors.get(p.sha);
+        if (!v) return;
+        train.x.push(v);
+        train.y.push(labels[r]!);
+        train.items.push(p);
+      });
+    }
+    made.push(view);
   }
-  return [...views];
+  return made;
 }
 
 /** An embedder that makes training views. */
@@ -236,18 +258,24 @@ function viewEmbedderOf(embedder: Embedder | undefined, features: { backbone: st
   return sameSpace && embedder.viewPrepVersion && embedder.embedViews ? (embedder as ViewEmbedder) : undefined;
 }
 
-/** A view's embeddings of stored images: cached ones from the store, the rest made by the embedder (which caches them). */
-async function viewVectors(store: Store, shas: readonly string[], view: TrainingView, backbone: string, embedder: ViewEmbedder, ctx: JobContext): Promise<Map<string, Float32Array>> {
-  const key = embedder.viewPrepVersion(view);
+/**
+ * A view row's embeddings of stored images: cached ones from the store, the rest made by the embedder (which
+ * caches them). The caller has checked that the embedder makes the row.
+ */
+async function viewVectors(store: Store, shas: readonly string[], view: ViewRow, backbone: string, embedder: ViewEmbedder, ctx: JobContext): Promise<Map<string, Float32Array>> {
+  const key = embedder.viewPrepVersion(view)!;
   const vectors = new Map<string, Float32Array>();
   for (let i = 0; i < shas.length; i += 1000) {
     for (const [k, v] of await store.embeddings.getMany(shas.slice(i, i + 1000), backbone, key)) vectors.set(k, v);
   }
   const missing = shas.filter((sha) => !vectors.has(sha));
-  for (let i = 0; i < missing.length; i += 64) {
+  // Turned views are two forward passes and a composite per photo (about 0.2 s on 2 cores): smaller batches, so
+  // progress and cancellation come every few seconds.
+  const batch = view === 'turned' || view === 'turned-mirror' ? 16 : 64;
+  for (let i = 0; i < missing.length; i += batch) {
     if (ctx.signal.aborted) throw new EngineError('CONFLICT', 'The job was cancelled.');
-    for (const [k, v] of await embedder.embedViews(missing.slice(i, i + 64), view, ctx.signal)) vectors.set(k, v);
-    await ctx.progress({ stage: `embedding ${view} views`, fraction: 0.1, message: `${Math.min(i + 64, missing.length)}/${missing.length}` });
+    for (const [k, v] of await embedder.embedViews(missing.slice(i, i + batch), view, ctx.signal)) vectors.set(k, v);
+    await ctx.progress({ stage: `embedding ${view} views`, fraction: 0.1, message: `${Math.min(i + batch, missing.length)}/${missing.length}` });
   }
   return vectors;
 }
@@ -260,7 +288,7 @@ async function viewVectors(store: Store, shas: readonly string[], view: Training
 export async function withMirrorViews(store: Store, run: PreparedRun, ctx: JobContext): Promise<PreparedRun | undefined> {
   if (run.test.mirror && run.validation.mirror) return run;
   const embedder = viewEmbedderOf(embedderOf(ctx), run.features);
-  if (!embedder) return undefined;
+  if (!embedder || embedder.viewPrepVersion('mirror') === undefined) return undefined;
   const shas = [...new Set([...run.validation.items, ...run.test.items].map((i) => i.sha))];
   const vectors = await viewVectors(store, shas, 'mirror', run.features.backbone, embedder, ctx);
   const mirrored = (split: EvalSplit): EvalSplit | undefined => {

@@ -516,6 +516,11 @@ export async function embedAugmentedCopy(backbone: Backbone, items: readonly Emb
 /** Version of {@link embedTurnedCopy}'s composites (part of its cache keys); bump when they change. */
 export const TURNED_COPY_VERSION = 1;
 
+/** The store key of {@link embedTurnedCopy}'s views (the mirrors': with `+m`). */
+export function turnedCopyKey(seed: number, modelKey: string): string {
+  return `tilt${TURNED_COPY_VERSION}.s${seed}.lt${modelKey}`;
+}
+
 /**
  * One turned composite per item ({@link turnedComposite}, drawn from `seed` and the item's hash, so two lists that
  * share photos share their rows), served exactly as a head with `learntTurn` serves it (shoe localiser, upright
@@ -535,9 +540,10 @@ export async function embedTurnedCopy(
     /** The shoe localiser (default: the backbone's shipped one, as serving uses). */
     readonly locator?: Locator;
     readonly onProgress?: (done: number, total: number, turned: number) => void;
+    readonly signal?: AbortSignal;
   },
 ): Promise<[Float32Array[], Float32Array[]]> {
-  const key = `tilt${TURNED_COPY_VERSION}.s${opts.seed}.lt${opts.modelKey}`;
+  const key = turnedCopyKey(opts.seed, opts.modelKey);
   const shas = items.map((it) => it.sha256);
   const views = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, key) : new Map<string, Float32Array>();
   const mirrors = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, `${key}+m`) : new Map<string, Float32Array>();
@@ -547,6 +553,7 @@ export async function embedTurnedCopy(
   const todo = items.filter((it) => !views.has(it.sha256) || !mirrors.has(it.sha256));
   let turned = 0;
   for (const [k, it] of todo.entries()) {
+    opts.signal?.throwIfAborted();
     const loaded = await it.load();
     const raw = loaded instanceof Uint8Array ? (await decodePixels(loaded)).raw : loaded;
     const { image } = await turnedComposite(raw, seededRandom(opts.seed * 7919 + Number.parseInt(it.sha256.slice(0, 8), 16)));
