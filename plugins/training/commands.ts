@@ -120,7 +120,7 @@ const datasetsOption = z
   .regex(/^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$/, 'dataset names separated by commas')
   .optional();
 
-// Slash options and CLI flags take one word, so the view sets are named; 'mirror' is the job schema's default.
+// Slash options and CLI flags take one word, so the view sets are named; 'mirror+turned' is the job schema's default.
 const VIEW_SETS = {
   photos: [],
   mirror: ['mirror'],
@@ -132,8 +132,8 @@ const VIEW_SETS = {
 } as const satisfies Record<string, readonly TrainingView[]>;
 const viewsOption = z
   .enum(['photos', 'mirror', 'scene', 'turned', 'mirror+scene', 'mirror+turned', 'mirror+scene+turned'])
-  .default('mirror')
-  .describe('Extra rows per photo: mirror (default), scene, turned (tilted as phone photos), mixes, none (photos)');
+  .default('mirror+turned')
+  .describe('Extra rows per photo: mirror+turned (default; turned: tilted as phone photos), scene, mixes, photos');
 
 const ttaOption = ttaSchema.describe('mirror: answer from photo + mirror (brand default); none: photo alone; auto: validation picks');
 

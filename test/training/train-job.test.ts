@@ -80,7 +80,7 @@ describe('train / models commands over BullMQ', () => {
     expect(version?.params).toMatchObject({ jobId: data.job, features: TEST_FEATURES, nuisance: 'source', nuisanceDirections: 0 });
     // One source (every picture imported into 'dev' without a source column): nothing to project, and the reply says so.
     expect(r.reply.data).toMatchObject({ nuisance: { mode: 'source', directions: 0 } });
-    // The default asks for mirror views, but these workers have precomputed features and no embedder to make
+    // The default asks for mirror and turned views, but these workers have precomputed features and no embedder to make
     // them: the run trains on the photos and says so rather than failing.
     expect(r.reply.data).toMatchObject({ views: [] });
     expect(r.reply.fields?.find((f) => f.name === 'Views')?.value).toBe('photos only');
