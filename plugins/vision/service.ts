@@ -16,7 +16,7 @@ import { gradCam, gradCamFromGradientParts, scoreCam, filterGrid, layersActivati
 import { getTf } from '../../engine/ml/runtime.ts';
 import { applyLabelOverlays, readLabelledSource, type DatasetRow, type NamedOverlayReport } from './lib/dataset.ts';
 import { embedItems, embedOne, embedTurnedCopy, locatorFor, turnerFor, mirrorInput, normaliseKey, prepareInputKeepingLook, prepKey, shoeFoundIn, turnedCopyKey, variantOf, type EmbedItem, type Framing } from './lib/features.ts';
-import { angleFileKey, angleFileName, makeTurner, shippedAngleModel } from './lib/angle.ts';
+import { ANGLE_REBUILD, angleFileKey, angleFileName, makeTurner, shippedAngleModel } from './lib/angle.ts';
 import { DEFAULT_LOCALISER_DIR } from './lib/localise.ts';
 import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLogitsTf, loadHeadFile, parseHead, predictHead, type FeatureSpec, type HeadModel, type HeadPrediction } from './lib/head.ts';
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
@@ -800,7 +800,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       const backbone = await backboneFor(embedder.backbone);
       if (view === 'turned' || view === 'turned-mirror') {
         const modelKey = turnedModelKey();
-        if (!modelKey) throw new EngineError('MODEL_MISSING', `Turned views need the learnt turn of ${DEFAULT_BACKBONE}, and its angle model is missing or unreadable.`);
+        if (!modelKey) throw new EngineError('MODEL_MISSING', `Turned views need the learnt turn of ${DEFAULT_BACKBONE}, and its angle model is missing or unreadable. Rebuild it with \`${ANGLE_REBUILD}\`.`, { details: { rebuild: ANGLE_REBUILD } });
         // One pass makes (and caches) both rows of a photo: its turned composite and that view's mirror.
         const [turned, mirrored] = await embedTurnedCopy(backbone, storedItems(store, shas), makeTurner(backbone, shippedAngleModel(DEFAULT_BACKBONE)), {
           seed: TURNED_VIEW_SEED,
