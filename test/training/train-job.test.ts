@@ -146,6 +146,43 @@ describe('train / models commands over BullMQ', () => {
     expect(await store.models.getAlias('brand', 'champion')).toBe(champion);
   });
 
+  it('GIVEN a champion trained in an older feature space THEN the gate scores it on the same photos from its own cached embeddings', async () => {
+    // After an upgrade that changes the embedder's features (the learnt turn added `+lt1`), the registry champion
+    // reads the old space. Its own run cached every photo there, so it is judged on this run's photos as served.
+    const store = engine.services.store;
+    const shas: string[] = [];
+    for await (const img of store.images.iterate({ dataset: 'dev' })) shas.push(img.sha256);
+    const current = await store.embeddings.getMany(shas, TEST_FEATURES.backbone, TEST_FEATURES.prepVersion);
+    for (const [sha, v] of current) await store.embeddings.put(sha, TEST_FEATURES.backbone, 'test-old', v);
+    const champion = (await store.models.getAlias('brand', 'champion'))!;
+    const record = (await store.models.get(champion))!;
+    const inSpace = async (prepVersion: string): Promise<number> => {
+      const artifact = Buffer.from(JSON.stringify({ ...JSON.parse(record.artifact.toString('utf8')), prepVersion }));
+      const v = await store.models.create({ task: 'brand', artifact, metrics: {}, params: {}, dataSnapshot: {}, createdBy: 'test' });
+      const p = await engine.invoke('models promote', { id: String(v.id) }, { transport: 'test', caller: moderator });
+      if (!p.ok) throw p.error;
+      return v.id;
+    };
+    const decisionOf = async (): Promise<{ outcome: string; championId: number; championMacroF1?: number }> => {
+      const r = await engine.invoke('train', { task: 'brand', epochs: 5, seed: 42, wait: true }, { transport: 'test', caller: moderator });
+      if (!r.ok) throw r.error;
+      return (r.reply.data as { decision: { outcome: string; championId: number; championMacroF1?: number } }).decision;
+    };
+    // The same weights in the run's space, then in the old one: the same photos, the same vectors, the same score.
+    await inSpace(TEST_FEATURES.prepVersion);
+    const same = await decisionOf();
+    const old = await inSpace('test-old');
+    const fromCache = await decisionOf();
+    expect(fromCache.championId).toBe(old);
+    expect(fromCache.outcome).not.toBe('not-comparable');
+    expect(fromCache.championMacroF1).toBe(same.championMacroF1);
+    // A space the store holds nothing of cannot be scored: the run says so and keeps its version a candidate.
+    await inSpace('test-gone');
+    expect((await decisionOf()).outcome).toBe('not-comparable');
+    const restored = await engine.invoke('models promote', { id: String(champion) }, { transport: 'test', caller: moderator });
+    if (!restored.ok) throw restored.error;
+  }, 240_000);
+
   it('GIVEN tune --trials 3 THEN trials run as child jobs, a plot is made and the best is registered as candidate', async () => {
     const r = await engine.invoke('tune', { task: 'brand', trials: 3, epochs: 6, wait: true }, { transport: 'test', caller: moderator });
     if (!r.ok) throw r.error;

@@ -303,6 +303,26 @@ export async function withMirrorViews(store: Store, run: PreparedRun, ctx: JobCo
   return validation && test ? { ...run, validation, test } : undefined;
 }
 
+/**
+ * The run's validation and test photos in another feature space, read from the store's cache, with their mirror
+ * views (the vision embedder's `<prepVersion>+flip`) when `mirror`; undefined when any photo lacks one. The gate
+ * scores a champion trained before an upgrade changed the embedder's features (the learnt turn added `+lt1`) this
+ * way: its own run cached every photo in its space, so it is judged on the same photos as the candidate, each as
+ * it is served.
+ */
+export async function splitsInSpace(store: Store, run: PreparedRun, features: { readonly backbone: string; readonly prepVersion: string }, mirror: boolean): Promise<PreparedRun | undefined> {
+  const shas = [...new Set([...run.validation.items, ...run.test.items].map((i) => i.sha))];
+  const photos = await store.embeddings.getMany(shas, features.backbone, features.prepVersion);
+  const mirrors = mirror ? await store.embeddings.getMany(shas, features.backbone, `${features.prepVersion}+flip`) : undefined;
+  const inSpace = (split: EvalSplit): EvalSplit | undefined => {
+    if (!split.items.every((i) => photos.has(i.sha) && (!mirrors || mirrors.has(i.sha)))) return undefined;
+    return { x: split.items.map((i) => photos.get(i.sha)!), y: split.y, items: split.items, ...(mirrors ? { mirror: split.items.map((i) => mirrors.get(i.sha)!) } : {}) };
+  };
+  const validation = inSpace(run.validation);
+  const test = inSpace(run.test);
+  return validation && test ? { ...run, features: { backbone: features.backbone, prepVersion: features.prepVersion }, validation, test } : undefined;
+}
+
 /** Collect, split and embed. Used by training runs and tuning trials alike. */
 export async function prepareRun(
   store: Store,
@@ -588,8 +608,15 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   let champion: { id: number; evaluation: Evaluation } | null | undefined;
   // The champion is scored as it answers users: with its own test-time view (the shipped brand head's mirror).
   const scored = async (head: LoadedHead | undefined): Promise<Evaluation | undefined> => {
-    if (head?.tta === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
-    return head && evaluateArtifact(head, run);
+    if (!head) return undefined;
+    // A champion from before an upgrade changed the embedder's features reads its own space: its photos' cached
+    // embeddings there, when the store still has all of them.
+    if (head.features.backbone !== run.features.backbone || head.features.prepVersion !== run.features.prepVersion) {
+      const own = await splitsInSpace(store, run, head.features, head.tta === 'mirror');
+      return own && evaluateArtifact(head, own);
+    }
+    if (head.tta === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
+    return evaluateArtifact(head, run);
   };
   if (championId === modelId) champion = undefined;
   else if (championId === undefined) {
