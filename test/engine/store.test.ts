@@ -154,6 +154,8 @@ function storeSuite(dialect: 'sqlite' | 'postgres', makeTarget: () => Target): v
       const between = new Date();
       await sleep(15);
       const gen = await put({ name: 'Generated shoe', generated: true });
+      // created_at has millisecond resolution and ties fall back to the hash: the last put must be the newest.
+      await sleep(5);
       const anon = await put({});
       await store.datasets.create({ name: ds });
       await store.datasets.addImages(ds, [aj.sha256, dunk.sha256, gen.sha256]);
