@@ -16,7 +16,8 @@
  * jittered copies as extra training rows), `--scene-augment N` / `--hype-scene-augment N` /
  * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--remnant-scenes <tasks>` (those tasks'
  * scene copies keep patches of floor around the shoe), `--turned-copies <tasks>` (with `--learnt-turn`: those tasks'
- * heads also learn from a composite turned as users' photos are, served with the learnt turn, and its mirror),
+ * heads also learn from a composite turned as users' photos are, served with the learnt turn, and its mirror;
+ * `--angle-model FILE` serves those with another angle file than the shipped one),
  * `--source-balanced` (sources weigh the same within a class).
  * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
  *
@@ -31,7 +32,7 @@ import { getTf } from '../engine/ml/runtime.ts';
 import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
 import { embedAugmentedCopy, embedItems, embedTurnedCopy, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
-import { angleFileKey, angleFileName, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
+import { angleFileKey, angleFileName, loadAngleModel, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
 import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
@@ -57,6 +58,7 @@ const { values: args } = parseArgs({
     'learnt-turn': { type: 'boolean', default: false },
     'mix-trim': { type: 'string' },
     'turned-copies': { type: 'string' },
+    'angle-model': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
     'flip-augment': { type: 'boolean', default: false },
@@ -91,7 +93,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype [--angle-model FILE]] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -313,12 +315,18 @@ if (mixTrim.size > 0) {
 // turned back to within 5–15°, resampled twice (assets/models/README.md, "Heads trained on turned views").
 const turnedCopies = tasksArg('turned-copies');
 if (turnedCopies.size > 0 && !args['learnt-turn']) throw new Error('--turned-copies only qualifies --learnt-turn (its views are served with the learnt turn)');
+if (args['angle-model'] !== undefined && turnedCopies.size === 0) throw new Error('--angle-model only qualifies --turned-copies (the angle file their views are served with)');
 const xTurned: Float32Array[][] = [];
 if (turnedCopies.size > 0) {
-  const modelKey = angleFileKey(path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name)));
+  // --angle-model FILE: serve the turned copies with another angle file than the shipped one, e.g. the one a
+  // shipped head was trained with before the angle file was rebuilt (assets/models/README.md, "Rebuild").
+  const angleFile = args['angle-model'] ?? path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name));
+  const angleModel = args['angle-model'] === undefined ? shippedAngleModel(backbone.name) : loadAngleModel(angleFile);
+  if (angleModel.backbone !== backbone.name) throw new Error(`--angle-model ${angleFile} is for ${angleModel.backbone}, not ${backbone.name}`);
+  const modelKey = angleFileKey(angleFile);
   let last = 0;
   xTurned.push(
-    ...(await embedTurnedCopy(backbone, embedList, makeTurner(backbone, shippedAngleModel(backbone.name)), {
+    ...(await embedTurnedCopy(backbone, embedList, makeTurner(backbone, angleModel), {
       seed,
       modelKey,
       store,

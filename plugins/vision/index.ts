@@ -363,7 +363,9 @@ export function createVisionPlugin(opts: Partial<Omit<VisionServiceOptions, 'sto
           try {
             const m = shippedAngleModel(b);
             const median = (m.meta?.validation as { medianError?: number } | undefined)?.medianError;
-            return `${b} (${m.hidden} hidden${median !== undefined ? `, median error ${median}°` : ''})`;
+            // A file of several fits (train:angle --seeds) lays their hidden layers side by side: name the fits.
+            const fits = typeof m.meta?.seeds === 'number' && m.meta.seeds > 1 && m.hidden % m.meta.seeds === 0 ? m.meta.seeds : 1;
+            return `${b} (${fits > 1 ? `${fits} fits of ${m.hidden / fits}` : m.hidden} hidden${median !== undefined ? `, median error ${median}°` : ''})`;
           } catch (err) {
             return `${b} unreadable (${err instanceof EngineError ? err.message : String(err)})`;
           }

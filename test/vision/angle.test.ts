@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { preprocess } from '../../engine/ml/preprocess.ts';
-import { angleFileKey, fitAngleModel, loadAngleModel, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
+import { angleFileKey, fitAngleModel, loadAngleModel, mergeAngleModels, parseAngleModel, predictTurn, turnDistance, type Turner, LEARNT_TURN_MIN } from '../../plugins/vision/lib/angle.ts';
 import { loadBackbone } from '../../engine/ml/backbones.ts';
 import { openStore } from '../../engine/store/index.ts';
 import { embedItems, embedTurnedCopy, mirrorInput, prepareInputKeepingLook, prepareInputPlaced, prepKey, turnerFor, variantOf } from '../../plugins/vision/lib/features.ts';
@@ -48,6 +48,27 @@ describe('the learnt turn (plugins/vision/lib/angle.ts)', () => {
     expect(() => predictTurn(model, new Float32Array(5))).toThrow(/24-d/);
   });
 
+  it('GIVEN fits from several seeds THEN the merged file answers the mean of their (cos, sin), and fits of other rows refuse to merge', async () => {
+    const train = turnedRows(300, 4);
+    const fits = await Promise.all([5, 6, 7].map((seed) => fitAngleModel(train.x, train.turns, { backbone: 'test', hidden: 8, epochs: 10, seed, learningRate: 3e-3 })));
+    const merged = mergeAngleModels(fits);
+    expect(merged.hidden).toBe(24);
+    // Still one hidden layer: the file parses and reads as one fit does.
+    const parsed = parseAngleModel(JSON.parse(JSON.stringify(merged)));
+    for (const x of turnedRows(20, 9).x) {
+      const parts = fits.map((m) => predictTurn(m, x));
+      const c = parts.reduce((sum, p) => sum + p.confidence * Math.cos((p.turn * Math.PI) / 180), 0) / parts.length;
+      const s = parts.reduce((sum, p) => sum + p.confidence * Math.sin((p.turn * Math.PI) / 180), 0) / parts.length;
+      const got = predictTurn(parsed, x);
+      expect(turnDistance(got.turn, (Math.atan2(s, c) * 180) / Math.PI)).toBeLessThan(1e-6);
+      expect(got.confidence).toBeCloseTo(Math.hypot(c, s), 9);
+    }
+    expect(mergeAngleModels([fits[0]!])).toBe(fits[0]);
+    const other = await fitAngleModel(turnedRows(300, 8).x, turnedRows(300, 8).turns, { backbone: 'test', hidden: 8, epochs: 2, seed: 5 });
+    expect(() => mergeAngleModels([fits[0]!, other])).toThrow(/standardisation/);
+    expect(() => mergeAngleModels([])).toThrow(/no models/);
+  });
+
   it('GIVEN turns on either side of ±180° THEN turnDistance is the short way round', () => {
     expect(turnDistance(170, -170)).toBeCloseTo(20);
     expect(turnDistance(-90, 90)).toBeCloseTo(180);
@@ -87,7 +108,7 @@ describe('preprocess `turn` and the learnt turn in the feature pipeline', () => 
 
   it('GIVEN learntTurn in a head\'s spec THEN it is in the cache keys, and a pipeline without a turner refuses', async () => {
     expect(featureSpecSchema.parse({ ...spec, learntTurn: true }).learntTurn).toBe(true);
-    expect(prepKey(variantOf({ ...spec, learntTurn: true }, false))).toContain('+lt1');
+    expect(prepKey(variantOf({ ...spec, learntTurn: true }, false))).toContain('+lt2');
     expect(featureKey({ ...spec, learntTurn: true })).not.toBe(featureKey(spec));
     await expect(prepareInputPlaced(onGrey, 64, variantOf({ ...spec, learntTurn: true }, false))).rejects.toMatchObject({ code: 'INTERNAL' });
     // A head asking for it on a backbone that ships no angle model: MODEL_MISSING with the command that builds one.

@@ -364,7 +364,7 @@ describe('vision plugin on generated sneakers', () => {
     expect(section.backend).toBeTypeOf('string');
     expect(section.localisers).toMatch(/^mobilenet_v2 \(block_13_expand_relu, threshold 0\.\d+\); inception_v3 \(mixed5, threshold 0\.\d+\)$/);
     // The shipped heads' backbone ships its learnt turn (assets/models/angle-inception_v3_m67.json).
-    expect(section.angleModels).toMatch(/^inception_v3_m67 \(128 hidden, median error \d+(\.\d)?°\)$/);
+    expect(section.angleModels).toMatch(/^inception_v3_m67 \(3 fits of 128 hidden, median error \d+(\.\d)?°\)$/);
   });
 
   it('GIVEN the shipped default heads THEN they name the feature space they are served in, the one community runs train in', () => {
