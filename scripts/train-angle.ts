@@ -125,8 +125,9 @@ const isVal = (i: number): boolean => photoOf[i]! % 5 === 0;
 const tr = xs.map((_, i) => i).filter((i) => !isVal(i));
 const va = xs.map((_, i) => i).filter(isVal);
 // `--seeds K`: K fits from seeds seed, seed + 1000, … whose answers are averaged (one file: mergeAngleModels).
+const sortedErrors = (m: AngleModel): number[] => va.map((i) => turnDistance(predictTurn(m, xs[i]!).turn, ys[i]!)).sort((a, b) => a - b);
 const medianError = (m: AngleModel): number => {
-  const e = va.map((i) => turnDistance(predictTurn(m, xs[i]!).turn, ys[i]!)).sort((a, b) => a - b);
+  const e = sortedErrors(m);
   return e[e.length >> 1]!;
 };
 const fits: AngleModel[] = [];
@@ -139,7 +140,7 @@ for (let k = 0; k < Number(args.seeds); k++) {
   if (Number(args.seeds) > 1) log(`fit ${k + 1}/${args.seeds} (seed ${seed + k * 1000}): median error ${medianError(fits[k]!).toFixed(1)}°`);
 }
 const model = mergeAngleModels(fits);
-const errs = va.map((i) => turnDistance(predictTurn(model, xs[i]!).turn, ys[i]!)).sort((a, b) => a - b);
+const errs = sortedErrors(model);
 const within = (d: number): string => (errs.filter((e) => e <= d).length / errs.length).toFixed(3);
 log(`validation (${va.length} views): median error ${errs[errs.length >> 1]!.toFixed(1)}°, within 10° ${within(10)}, 20° ${within(20)}, 45° ${within(45)}`);
 const level = va.filter((i) => Math.abs(ys[i]!) < 10);

@@ -188,7 +188,8 @@ export function mergeAngleModels(models: readonly AngleModel[]): AngleModel {
     b2[1]! += m.b2[1]! / models.length;
     offset += m.hidden;
   }
-  return { ...first, w1, b1, w2, b2, hidden, meta: { ...first.meta, fits: models.length } };
+  // The caller's file says how many fits it holds (train:angle writes `meta.seeds`, which `status` reads).
+  return { ...first, w1, b1, w2, b2, hidden };
 }
 
 /** The turn left in a served view, from its embedding (plain arithmetic: no tensors). */
