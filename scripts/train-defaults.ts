@@ -17,6 +17,7 @@
  * `--brand-scene-augment N` (the shoe pasted onto generated scenes), `--remnant-scenes <tasks>` (those tasks'
  * scene copies keep patches of floor around the shoe), `--turned-copies <tasks>` (with `--learnt-turn`: those tasks'
  * heads also learn from a composite turned as users' photos are, served with the learnt turn, and its mirror;
+ * `--pair-worn-copies <tasks>` likewise with a nearly level composite that always shows a pair or a worn shoe;
  * `--angle-model FILE` serves those with another angle file than the shipped one),
  * `--source-balanced` (sources weigh the same within a class).
  * The shipped heads are the ones trained on the train side, so the README's numbers describe them exactly.
@@ -58,6 +59,7 @@ const { values: args } = parseArgs({
     'learnt-turn': { type: 'boolean', default: false },
     'mix-trim': { type: 'string' },
     'turned-copies': { type: 'string' },
+    'pair-worn-copies': { type: 'string' },
     'angle-model': { type: 'string' },
     'no-flip-average': { type: 'boolean', default: false },
     'no-l2': { type: 'boolean', default: false },
@@ -93,7 +95,7 @@ const { values: args } = parseArgs({
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype [--angle-model FILE]] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--pair-worn-copies brand,hype] [--angle-model FILE] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -266,7 +268,7 @@ const taskScenes: Readonly<Record<Task, number>> = { hype: copiesArg('hype-scene
 // keeps the v3 normaliser; the remnants are an augmentation (measured in assets/models/README.md: the brand
 // head transfers better across sources when it learns from them).
 /** A task-list flag (`--mix-trim brand`, `--remnant-scenes hype,brand`): the tasks it names, validated. */
-function tasksArg(flag: 'mix-trim' | 'remnant-scenes' | 'seed-study-tasks' | 'turned-copies'): Set<Task> {
+function tasksArg(flag: 'mix-trim' | 'remnant-scenes' | 'seed-study-tasks' | 'turned-copies' | 'pair-worn-copies'): Set<Task> {
   const tasks = (args[flag] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
   for (const t of tasks) if (t !== 'hype' && t !== 'brand') throw new Error(`--${flag} takes hype, brand or hype,brand; got ${t}`);
   return new Set(tasks as Task[]);
@@ -315,29 +317,40 @@ if (mixTrim.size > 0) {
 // turned back to within 5–15°, resampled twice (assets/models/README.md, "Heads trained on turned views").
 const turnedCopies = tasksArg('turned-copies');
 if (turnedCopies.size > 0 && !args['learnt-turn']) throw new Error('--turned-copies only qualifies --learnt-turn (its views are served with the learnt turn)');
-if (args['angle-model'] !== undefined && turnedCopies.size === 0) throw new Error('--angle-model only qualifies --turned-copies (the angle file their views are served with)');
+// --pair-worn-copies <tasks> (with --learnt-turn): the same served views of a nearly level composite that always shows
+// a pair, a worn shoe or both (composite.ts pairWornComposite), and its mirror: the shift test's weakest level columns
+// (assets/models/README.md, "Pairs and worn shoes"), which the scene copies show in a minority of their draws.
+const pairWornCopies = tasksArg('pair-worn-copies');
+if (pairWornCopies.size > 0 && !args['learnt-turn']) throw new Error('--pair-worn-copies only qualifies --learnt-turn (its views are served with the learnt turn)');
+if (args['angle-model'] !== undefined && turnedCopies.size === 0 && pairWornCopies.size === 0) throw new Error('--angle-model only qualifies --turned-copies or --pair-worn-copies (the angle file their views are served with)');
 const xTurned: Float32Array[][] = [];
-if (turnedCopies.size > 0) {
+const xPairWorn: Float32Array[][] = [];
+if (turnedCopies.size > 0 || pairWornCopies.size > 0) {
   // --angle-model FILE: serve the turned copies with another angle file than the shipped one, e.g. the one a
   // shipped head was trained with before the angle file was rebuilt (assets/models/README.md, "Rebuild").
   const angleFile = args['angle-model'] ?? path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name));
   const angleModel = args['angle-model'] === undefined ? shippedAngleModel(backbone.name) : loadAngleModel(angleFile);
   if (angleModel.backbone !== backbone.name) throw new Error(`--angle-model ${angleFile} is for ${angleModel.backbone}, not ${backbone.name}`);
   const modelKey = angleFileKey(angleFile);
-  let last = 0;
-  xTurned.push(
-    ...(await embedTurnedCopy(backbone, embedList, makeTurner(backbone, angleModel), {
-      seed,
-      modelKey,
-      store,
-      onProgress: (done, total, turned) => {
-        if (done - last >= 100 || done === total) {
-          last = done;
-          log(`turned copy: ${done}/${total} (the learnt turn kept a turn on ${turned})`);
-        }
-      },
-    })),
-  );
+  const turner = makeTurner(backbone, angleModel);
+  for (const [kind, tasks, into] of [['turned', turnedCopies, xTurned], ['pair-worn', pairWornCopies, xPairWorn]] as const) {
+    if (tasks.size === 0) continue;
+    let last = 0;
+    into.push(
+      ...(await embedTurnedCopy(backbone, embedList, turner, {
+        seed,
+        modelKey,
+        kind,
+        store,
+        onProgress: (done, total, turned) => {
+          if (done - last >= 100 || done === total) {
+            last = done;
+            log(`${kind} copy: ${done}/${total} (the learnt turn kept a turn on ${turned})`);
+          }
+        },
+      })),
+    );
+  }
 }
 /** Extra training views of every item (mirror, augmented copies): extra rows with the same label and group. */
 const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
@@ -346,6 +359,7 @@ const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
   ...xScenes[remnantScenes.has(task) ? 1 : 0].slice(0, taskScenes[task]),
   ...(mixTrim.has(task) ? xTrim : []),
   ...(turnedCopies.has(task) ? xTurned : []),
+  ...(pairWornCopies.has(task) ? xPairWorn : []),
 ];
 const sourceBalanced = args['source-balanced']!;
 
@@ -406,7 +420,7 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
             ),
           }
         : {}),
-      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), ...(turnedCopies.has(task) ? { turnedCopies: 1 } : {}), sourceBalanced, ...(taskNuisance[task].length > 0 ? { nuisance: taskNuisance[task] } : {}) },
+      meta: { data: source.location, flipAugment: xFlip !== undefined && views.includes(xFlip), augmentCopies: taskAugment[task], sceneCopies: taskScenes[task], remnantScenes: remnantScenes.has(task), ...(turnedCopies.has(task) ? { turnedCopies: 1 } : {}), ...(pairWornCopies.has(task) ? { pairWornCopies: 1 } : {}), sourceBalanced, ...(taskNuisance[task].length > 0 ? { nuisance: taskNuisance[task] } : {}) },
     },
     opts,
   );
@@ -733,6 +747,7 @@ const metrics = {
   remnantScenes: [...remnantScenes],
   mixTrim: [...mixTrim],
   turnedCopies: [...turnedCopies],
+  ...(pairWornCopies.size > 0 ? { pairWornCopies: [...pairWornCopies] } : {}),
   sourceBalanced,
   seed,
   testSize,
@@ -786,6 +801,6 @@ const ablationText =
           return `| ${a.step} | ${cell(a.hype, false)} | ${cell(a.hype, true)} | ${cell(a.brand, false)} | ${cell(a.brand, true)} |`;
         }),
       ].join('\n');
-writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${args['learnt-turn'] ? ' (served with the learnt turn off studio backdrops)' : ''}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${turnedCopies.size > 0 ? ` + a turned composite served with the learnt turn, and its mirror (${[...turnedCopies].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}${(['hype', 'brand'] as const).filter((t) => taskTta[t]).map((t) => `, ${t}: answered with its mirror view too (probabilities averaged, as served)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
+writeFileSync(path.join(out, 'RESULTS.md'), `<!-- generated by scripts/train-defaults.ts; do not edit by hand -->\n# Default heads: measured results\n\nCommand: \`${command}\`  \nBackbone: ${backbone.name} (frozen), features ${JSON.stringify(features)}${args['learnt-turn'] ? ' (served with the learnt turn off studio backdrops)' : ''}${flipAugment ? ' + flip augmentation' : ''}${augmentCopies > 0 ? ` + augmented copies (crop/colour/background jitter) per training image: hype ${taskAugment.hype}, brand ${taskAugment.brand}` : ''}${sceneCopies > 0 ? ` + scene composites per training image: hype ${taskScenes.hype}, brand ${taskScenes.brand}${remnantScenes.size > 0 ? ` (with floor remnants: ${[...remnantScenes].join(', ')})` : ''}` : ''}${mixTrim.size > 0 ? ` + trimmed views (${[...mixTrim].join(', ')})` : ''}${turnedCopies.size > 0 ? ` + a turned composite served with the learnt turn, and its mirror (${[...turnedCopies].join(', ')})` : ''}${pairWornCopies.size > 0 ? ` + a pair-or-worn composite served with the learnt turn, and its mirror (${[...pairWornCopies].join(', ')})` : ''}${sourceBalanced ? ', source-balanced weights' : ''}${(['hype', 'brand'] as const).filter((t) => taskNuisance[t].length > 0).map((t) => `, ${t}: within-class ${taskNuisance[t].join(' and ')} differences projected out (at most ${nuisanceMax} directions)`).join('')}${(['hype', 'brand'] as const).filter((t) => taskTta[t]).map((t) => `, ${t}: answered with its mirror view too (probabilities averaged, as served)`).join('')}, heads hype ${taskHeadOpts('hype').type} / brand ${taskHeadOpts('brand').type}${(['hype', 'brand'] as const).filter((t) => taskSeeds[t] > 1).map((t) => ` (${t}: mean of ${taskSeeds[t]} seeds' fits)`).join('')}, seed ${seed}, test size ${testSize}.  \nGenerated ${createdAt}.\n\n${reportText}\n## What each step buys\n\n${ablationText}\n`);
 log(`wrote ${path.join(out, 'metrics.json')} and RESULTS.md`);
 await store.close();

@@ -10,7 +10,7 @@ import { embedItems, embedTurnedCopy, mirrorInput, prepareInputKeepingLook, prep
 import { featureKey } from '../../plugins/vision/service.ts';
 import { featureSpecSchema, type FeatureSpec } from '../../plugins/vision/lib/head.ts';
 import type { RawImage } from '../../engine/ml/types.ts';
-import { pasteShoePlaced, SHIFT_BACKGROUNDS, turnedComposite } from '../../plugins/vision/lib/composite.ts';
+import { pairWornComposite, pasteShoePlaced, SHIFT_BACKGROUNDS, turnedComposite } from '../../plugins/vision/lib/composite.ts';
 import type { Locator } from '../../plugins/vision/lib/localise.ts';
 import { drawShoe, rng } from '../ml/fixtures.ts';
 
@@ -309,6 +309,22 @@ describe('turned training views (composite.ts turnedComposite, features.ts embed
     expect(Buffer.from(b.image.data).equals(Buffer.from(a.image.data))).toBe(true);
   });
 
+  it('GIVEN many pair-and-worn draws THEN each shows a pair, a worn shoe or both, nearly level, and a seed repeats its composite', async () => {
+    const shoe = drawShoe({ seed: 6, toe: 'right', width: 120, height: 90 });
+    const draws = [];
+    for (let i = 0; i < 60; i++) draws.push(await pairWornComposite(shoe, rng(300 + i)));
+    expect(draws.every((d) => d.pair || d.worn)).toBe(true);
+    expect(draws.every((d) => Math.abs(d.turn) <= 10)).toBe(true);
+    // 40 % pair, 35 % worn, 25 % both: a loose band for 60 draws.
+    const pairOnly = draws.filter((d) => d.pair && !d.worn).length;
+    const wornOnly = draws.filter((d) => d.worn && !d.pair).length;
+    const both = draws.filter((d) => d.pair && d.worn).length;
+    for (const n of [pairOnly, wornOnly, both]) expect(n).toBeGreaterThan(5);
+    const a = await pairWornComposite(shoe, rng(9));
+    const b = await pairWornComposite(shoe, rng(9));
+    expect(Buffer.from(b.image.data).equals(Buffer.from(a.image.data))).toBe(true);
+  });
+
   it('GIVEN photos THEN each gets one view served through the learnt turn and its mirror, drawn from its hash and cached, so two lists share rows', async () => {
     const backbone = await loadBackbone('mobilenet_v2');
     const store = await openStore({ url: `sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'turned-')), 'cache.db')}` });
@@ -357,6 +373,12 @@ describe('turned training views (composite.ts turnedComposite, features.ts embed
       await embedTurnedCopy(backbone, [item(0)], turner, { ...opts, modelKey: 'other' });
       expect(loads).toBe(5);
       expect(await store.embeddings.get(item(0).sha256, backbone.name, 'tilt1.s42.ltother+m')).toBeDefined();
+      // The pair-and-worn kind is another composite under its own keys, served the same way (looked at).
+      const pw = await embedTurnedCopy(backbone, [item(0)], turner, { ...opts, kind: 'pair-worn' });
+      expect(loads).toBe(6);
+      expect(looks).toBe(6);
+      expect(await store.embeddings.get(item(0).sha256, backbone.name, 'pw1.s42.lttest')).toBeDefined();
+      expect(Array.from(pw[0][0]!)).not.toEqual(Array.from(first[0][0]!));
     } finally {
       await store.close();
     }

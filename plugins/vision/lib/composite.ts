@@ -572,3 +572,33 @@ export async function turnedComposite(raw: RawImage, random: () => number): Prom
   });
   return { image, turn };
 }
+
+/**
+ * A training composite of the photos users find hardest after tilted ones: a pair in frame or a shoe worn (the
+ * weakest level columns of the shift test, assets/models/README.md "Pairs and worn shoes"). The shoe lies on one of
+ * the {@link TRAINING_SCENES}, nearly level (within ±10°, as a phone held by hand frames it), never mirrored,
+ * landscape, portrait or square, with a contact shadow (70 %), and always a pair (40 %), worn (35 %) or a worn pair
+ * (25 %) — in {@link sceneComposite} each is a minority (30 % each), so a head sees few of them.
+ * Used by the heads' pair-and-worn training views (`train:defaults --pair-worn-copies`).
+ */
+export async function pairWornComposite(raw: RawImage, random: () => number): Promise<{ image: RawImage; turn: number; pair: boolean; worn: boolean }> {
+  const u = random();
+  const pair = u < 0.4 || u >= 0.75;
+  const worn = u >= 0.4;
+  const turn = (random() - 0.5) * 20;
+  const portrait = random() < 0.3;
+  const square = !portrait && random() < 0.3;
+  const names = Object.keys(TRAINING_SCENES) as SceneName[];
+  const scene = TRAINING_SCENES[names[Math.floor(random() * names.length)]!];
+  const image = await pasteShoe(raw, scene, random, {
+    width: portrait ? 240 : 320,
+    height: portrait ? 320 : square ? 320 : 240,
+    scale: pair ? [0.35, 0.6] : [0.4, 0.85],
+    mirror: 0,
+    rotate: turn,
+    shadow: random() < 0.7,
+    pair,
+    worn,
+  });
+  return { image, turn, pair, worn };
+}

@@ -18,7 +18,7 @@ import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
-import { sceneComposite, turnedComposite } from './composite.ts';
+import { pairWornComposite, sceneComposite, turnedComposite } from './composite.ts';
 import { decodePixels } from './input.ts';
 import { LOCALISER_VERSION, makeLocator, shippedLocaliser, type Locator } from './localise.ts';
 import { ANGLE_VERSION, LEARNT_TURN_MIN, makeTurner, shippedAngleModel, type Turner } from './angle.ts';
@@ -516,9 +516,18 @@ export async function embedAugmentedCopy(backbone: Backbone, items: readonly Emb
 /** Version of {@link embedTurnedCopy}'s composites (part of its cache keys); bump when they change. */
 export const TURNED_COPY_VERSION = 1;
 
+/** Version of {@link embedTurnedCopy}'s pair-and-worn composites (`kind: 'pair-worn'`; part of their cache keys). */
+export const PAIR_WORN_COPY_VERSION = 1;
+
+/**
+ * Which served composite {@link embedTurnedCopy} makes: `turned` ({@link turnedComposite}: level, tilted or any angle)
+ * or `pair-worn` ({@link pairWornComposite}: nearly level, always a pair in frame, worn, or both).
+ */
+export type ServedCopyKind = 'turned' | 'pair-worn';
+
 /** The store key of {@link embedTurnedCopy}'s views (the mirrors': with `+m`). */
-export function turnedCopyKey(seed: number, modelKey: string): string {
-  return `tilt${TURNED_COPY_VERSION}.s${seed}.lt${modelKey}`;
+export function turnedCopyKey(seed: number, modelKey: string, kind: ServedCopyKind = 'turned'): string {
+  return kind === 'turned' ? `tilt${TURNED_COPY_VERSION}.s${seed}.lt${modelKey}` : `pw${PAIR_WORN_COPY_VERSION}.s${seed}.lt${modelKey}`;
 }
 
 /**
@@ -527,7 +536,8 @@ export function turnedCopyKey(seed: number, modelKey: string): string {
  * step, the learnt turn `turner` reads), embedded with its mirror: two training views, `[view, mirror]`. The heads
  * then learn from the views the learnt turn hands them, its 5–15° misses and twice-resampled pixels included.
  * Cached in `opts.store` under `tilt<version>.s<seed>.lt<modelKey>` (`+m` for the mirror): `modelKey` names the
- * angle model (a hash of its file), whose readings decide the views.
+ * angle model (a hash of its file), whose readings decide the views. `opts.kind: 'pair-worn'` serves
+ * {@link pairWornComposite}s the same way instead (keys `pw<version>.s<seed>.lt<modelKey>`).
  */
 export async function embedTurnedCopy(
   backbone: Backbone,
@@ -536,6 +546,8 @@ export async function embedTurnedCopy(
   opts: {
     readonly seed: number;
     readonly modelKey: string;
+    /** Which composite to serve (default `turned`); each kind has its own cache keys ({@link turnedCopyKey}). */
+    readonly kind?: ServedCopyKind;
     readonly store?: Store;
     /** The shoe localiser (default: the backbone's shipped one, as serving uses). */
     readonly locator?: Locator;
@@ -543,7 +555,8 @@ export async function embedTurnedCopy(
     readonly signal?: AbortSignal;
   },
 ): Promise<[Float32Array[], Float32Array[]]> {
-  const key = turnedCopyKey(opts.seed, opts.modelKey);
+  const kind = opts.kind ?? 'turned';
+  const key = turnedCopyKey(opts.seed, opts.modelKey, kind);
   const shas = items.map((it) => it.sha256);
   const views = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, key) : new Map<string, Float32Array>();
   const mirrors = opts.store ? await opts.store.embeddings.getMany(shas, backbone.name, `${key}+m`) : new Map<string, Float32Array>();
@@ -556,7 +569,9 @@ export async function embedTurnedCopy(
     opts.signal?.throwIfAborted();
     const loaded = await it.load();
     const raw = loaded instanceof Uint8Array ? (await decodePixels(loaded)).raw : loaded;
-    const { image } = await turnedComposite(raw, seededRandom(opts.seed * 7919 + Number.parseInt(it.sha256.slice(0, 8), 16)));
+    // The pair-and-worn kind draws from its own stream (another offset), so its scenes are not the turned kind's.
+    const random = seededRandom(opts.seed * 7919 + Number.parseInt(it.sha256.slice(0, 8), 16) + (kind === 'turned' ? 0 : 0x2545f491));
+    const { image } = await (kind === 'turned' ? turnedComposite : pairWornComposite)(raw, random);
     const placed = await prepareInputPlaced(image, size, serve, locator, turner);
     if (placed.framing?.learntTurn !== undefined) turned++;
     const view = placed.embedding ?? (await backbone.embedImages([placed.input], { batchSize: 1 }))[0]!;
