@@ -547,6 +547,19 @@ export async function sceneCompositePlaced(
 export const SCENE_WORN_SHARE = 0.3;
 
 /**
+ * The frame of a served training composite ({@link turnedComposite}, {@link pairWornComposite}): landscape (49 %),
+ * portrait (30 %) or square (21 %), on one of the {@link TRAINING_SCENES}. Drawn in this order from `random`, so the
+ * composites stay the ones the shipped heads and angle file learnt from.
+ */
+function servedFrame(random: () => number): { scene: BackgroundFn; width: number; height: number } {
+  const portrait = random() < 0.3;
+  const square = !portrait && random() < 0.3;
+  const names = Object.keys(TRAINING_SCENES) as SceneName[];
+  const scene = TRAINING_SCENES[names[Math.floor(random() * names.length)]!];
+  return { scene, width: portrait ? 240 : 320, height: portrait || square ? 320 : 240 };
+}
+
+/**
  * A training composite turned as users' photos are: the shoe on one of the {@link TRAINING_SCENES}, turned 30 % of
  * the time within ±15°, 40 % tilted 20–90° either way, 30 % by any angle (a floor shot from above, a shoe toe-up on a
  * foot, a photo taken sideways), never mirrored, landscape, portrait or square, the shoe 35–80 % of the frame
@@ -556,13 +569,10 @@ export const SCENE_WORN_SHARE = 0.3;
 export async function turnedComposite(raw: RawImage, random: () => number): Promise<{ image: RawImage; turn: number }> {
   const u = random();
   const turn = u < 0.3 ? (random() - 0.5) * 30 : u < 0.7 ? (random() < 0.5 ? -1 : 1) * (20 + random() * 70) : random() * 360 - 180;
-  const portrait = random() < 0.3;
-  const square = !portrait && random() < 0.3;
-  const names = Object.keys(TRAINING_SCENES) as SceneName[];
-  const scene = TRAINING_SCENES[names[Math.floor(random() * names.length)]!];
+  const { scene, width, height } = servedFrame(random);
   const image = await pasteShoe(raw, scene, random, {
-    width: portrait ? 240 : 320,
-    height: portrait ? 320 : square ? 320 : 240,
+    width,
+    height,
     scale: [0.35, 0.8],
     mirror: 0,
     rotate: turn,
@@ -586,13 +596,10 @@ export async function pairWornComposite(raw: RawImage, random: () => number): Pr
   const pair = u < 0.4 || u >= 0.75;
   const worn = u >= 0.4;
   const turn = (random() - 0.5) * 20;
-  const portrait = random() < 0.3;
-  const square = !portrait && random() < 0.3;
-  const names = Object.keys(TRAINING_SCENES) as SceneName[];
-  const scene = TRAINING_SCENES[names[Math.floor(random() * names.length)]!];
+  const { scene, width, height } = servedFrame(random);
   const image = await pasteShoe(raw, scene, random, {
-    width: portrait ? 240 : 320,
-    height: portrait ? 320 : square ? 320 : 240,
+    width,
+    height,
     scale: pair ? [0.35, 0.6] : [0.4, 0.85],
     mirror: 0,
     rotate: turn,
