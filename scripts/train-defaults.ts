@@ -326,7 +326,7 @@ if (args['angle-model'] !== undefined && turnedCopies.size === 0 && pairWornCopi
 const xTurned: Float32Array[][] = [];
 const xPairWorn: Float32Array[][] = [];
 if (turnedCopies.size > 0 || pairWornCopies.size > 0) {
-  // --angle-model FILE: serve the turned copies with another angle file than the shipped one, e.g. the one a
+  // --angle-model FILE: serve the turned (and pair-and-worn) copies with another angle file than the shipped one, e.g. the one a
   // shipped head was trained with before the angle file was rebuilt (assets/models/README.md, "Rebuild").
   const angleFile = args['angle-model'] ?? path.join(DEFAULT_LOCALISER_DIR, angleFileName(backbone.name));
   const angleModel = args['angle-model'] === undefined ? shippedAngleModel(backbone.name) : loadAngleModel(angleFile);
