@@ -51,6 +51,8 @@
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
  * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
+ * `--concat-backbone NAME` fits and serves every head on `--backbone`'s embedding and NAME's side by side (a
+ * measurement; photos and mirrors only, see the option's comment).
  * Same split as train:defaults (fuzzy-name groups, seed 42, 10 %). Embeddings of the training side are
  * cached in `--cache` (default data/train-defaults.db, under train:defaults' keys). Prints a markdown table;
  * `--json` prints the rows.
@@ -69,7 +71,7 @@ import type { RawImage } from '../engine/ml/types.ts';
 import { classificationReport } from '../engine/ml/metrics.ts';
 import { pasteShoe, SHIFT_BACKGROUNDS, TRAINING_SCENES, type BackgroundFn } from '../plugins/vision/lib/composite.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays, type LabelledItem } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, embedTurnedCopy, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
+import { concatEmbeddings, embedAugmentedCopy, embedItems, embedTurnedCopy, locatorFor, mirrorInput, prepareInputPlaced, variantOf } from '../plugins/vision/lib/features.ts';
 import { angleFileKey, makeTurner, parseAngleModel, predictTurn, type AngleModel } from '../plugins/vision/lib/angle.ts';
 import { loadHeadFile, predictHead, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { decodePixels } from '../plugins/vision/lib/input.ts';
@@ -99,6 +101,7 @@ const { values: args } = parseArgs({
     'learn-confidence': { type: 'string' },
     'learn-dump': { type: 'string' },
     'tta-dump': { type: 'string' },
+    'concat-backbone': { type: 'string' },
   },
 });
 if (!args.data) {
@@ -292,6 +295,20 @@ mkdirSync(path.dirname(path.resolve(args.cache!)), { recursive: true });
 const store = await openStore({ url: `sqlite:${path.resolve(args.cache!)}` });
 const backbone = await loadBackbone(backboneName);
 const size = backbone.inputSize;
+// --concat-backbone NAME (a measurement; train:defaults has the same option): heads fitted on, and photos served as,
+// this backbone's embedding and NAME's side by side (concatEmbeddings), NAME's input prepared its own way (its size and
+// localiser; the learnt turn's angle file is this backbone's, so NAME's view is not turned by it). Only the photos'
+// own training views (`+up` at most) and whole-photo serving (`@mirror`, no `@crops`) are concatenated.
+const second = args['concat-backbone'] === undefined ? undefined : await loadBackbone(concatBackbone(args['concat-backbone']));
+function concatBackbone(name: string): Parameters<typeof loadBackbone>[0] {
+  if (!isBackboneName(name) || name === backboneName) throw new Error(`--concat-backbone takes another backbone than --backbone ${backboneName}, not ${name}`);
+  if (args.heads || args['tta-dump'] || args['learn-dump']) throw new Error('--concat-backbone fits its own heads: not with --heads, --tta-dump or --learn-dump');
+  for (const p of args.pipelines!.split(',')) {
+    const { extras, crops } = parsePipeline(p);
+    if ([...extras].some((e) => e !== 'up') || crops) throw new Error(`--concat-backbone: ${p} has training views or crops it does not concatenate (only +up, and no @crops)`);
+  }
+  return name;
+}
 
 const items = await loadLabelledItems(source);
 log(`${items.length} labelled images`);
@@ -320,6 +337,11 @@ async function trainViews(name: string, list: readonly LabelledItem[]): Promise<
     }
   }
   if (extras.has('tilt')) views.push(...(await tiltedViews(list)));
+  if (second) {
+    // The photo and its mirror (the only views --concat-backbone allows), from the second backbone too.
+    const others = [await embedItems(second, embedList, spec, { store }), await embedItems(second, embedList, spec, { store, mirror: true })];
+    return views.map((view, v) => view.map((e, i) => concatEmbeddings([e, others[v]![i]!])));
+  }
   return views;
 }
 
@@ -355,6 +377,12 @@ async function fitHead(task: Task, p: string, train: readonly LabelledItem[], he
     { task, id: `${task}-shift`, backbone: backbone.name, prepVersion: p, features, x: xs, y: ys, ...(nuisanceGroups.length > 0 ? { nuisanceGroups } : {}) },
     mlp ? { type: 'mlp', epochs: 40, seed: seed + headSeedOffset, seeds: headSeeds } : { type: 'linear', epochs: 60, seed: seed + headSeedOffset, seeds: headSeeds },
   );
+}
+
+/** `--concat-backbone`: each embedding laid beside the second backbone's embedding of its own input for the photo. */
+async function withSecond(embeddings: readonly Float32Array[], inputs: readonly Float32Array[]): Promise<Float32Array[]> {
+  const others = await second!.embedImages(inputs, { batchSize: 16 });
+  return embeddings.map((e, i) => concatEmbeddings([e, others[i]!]));
 }
 
 /** `--heads DIR`: the task's head file there, which must be on `--backbone` (the embeddings it is scored on). */
@@ -544,6 +572,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       let mirrorEmb = heldOut.get(`${serveKey}|${kind}|mirror`);
       if (!emb || (crops && !cropEmb) || (mirror && !mirrorEmb)) {
         const inputs: Float32Array[] = [];
+        const secondInputs: Float32Array[] = [];
         const turned = kind !== 'clean' && parseKind(kind).turn !== undefined;
         const rotations: number[] = [];
         // @learn: served with the learnt turn, as a head with `learntTurn` is (its looks' embeddings come back).
@@ -556,6 +585,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
           const raw = oracle && turned ? await turnBack(shifted, trueTurns.get(kind)![i]!) : shifted;
           const placed = await prepareInputPlaced(raw, size, served, locatorFor(backbone, serve), turner);
           inputs.push(placed.input);
+          if (second) secondInputs.push((await prepareInputPlaced(raw, second.inputSize, serve, locatorFor(second, serve))).input);
           looked.push(placed.embedding);
           rotations.push(placed.framing?.rotation ?? 0);
           if (placed.framing?.learntTurn !== undefined) learnt++;
@@ -566,6 +596,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
           const todo = looked.map((e, i) => (e ? -1 : i)).filter((i) => i >= 0);
           const fresh = todo.length > 0 ? await backbone.embedImages(todo.map((i) => inputs[i]!), { batchSize: 16 }) : [];
           emb = looked.map((e, i) => e ?? fresh[todo.indexOf(i)]!);
+          if (second) emb = await withSecond(emb, secondInputs);
           heldOut.set(`${serveKey}|${kind}`, emb);
         }
         if (turned) stepTurns.set(`${serveKey}|${kind}`, rotations);
@@ -577,6 +608,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         }
         if (mirror) {
           mirrorEmb = await backbone.embedImages(inputs.map((input) => mirrorInput(input, size)), { batchSize: 16 });
+          if (second) mirrorEmb = await withSecond(mirrorEmb, secondInputs.map((input) => mirrorInput(input, second.inputSize)));
           heldOut.set(`${serveKey}|${kind}|mirror`, mirrorEmb);
         }
       }
@@ -606,7 +638,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
 if (args.json) {
   console.log(JSON.stringify({ backbone: backbone.name, seed, rows }, null, 2));
 } else {
-  console.log(`\nBackbone ${backbone.name}, seed ${seed}. Each cell: accuracy / macro-F1 on the held-out side.\n`);
+  console.log(`\nBackbone ${backbone.name}${second ? ` beside ${second.name} (--concat-backbone)` : ''}, seed ${seed}. Each cell: accuracy / macro-F1 on the held-out side.\n`);
   console.log(`| task | pipeline | ${KINDS.map(kindLabel).join(' | ')} |`);
   console.log(`|---|---|${KINDS.map(() => '---').join('|')}|`);
   for (const task of ['hype', 'brand'] as const) {

@@ -8,7 +8,7 @@
  * report on the held-out side → leave-one-source-out folds (train on all sources but one, test on it) →
  * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
  * `--seed-study N` instead measures how the figures move with the fits' seeds, and what an ensemble of k fits
- * buys (writes JSON, no heads).
+ * buys (writes JSON, no heads); with `--concat-backbone NAME` it measures heads on two backbones' embeddings side by side.
  * `--labels a.csv[,b.csv]`: label overlays that add labels the manifest lacks (assets/labels/: our brand labels
  * for the dev set's zjy-T photos).
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
@@ -30,9 +30,9 @@ import { parseArgs } from 'node:util';
 import { openStore } from '../engine/store/index.ts';
 import { seededRandom } from '../engine/random.ts';
 import { getTf } from '../engine/ml/runtime.ts';
-import { loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
+import { BACKBONE_NAMES, loadBackbone, isBackboneName } from '../engine/ml/backbones.ts';
 import { asEmbedItems, loadLabelledItems, readLabelledSource, withLabelOverlays } from '../plugins/vision/lib/dataset.ts';
-import { embedAugmentedCopy, embedItems, embedTurnedCopy, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
+import { concatEmbeddings, embedAugmentedCopy, embedItems, embedTurnedCopy, prepKey, variantOf } from '../plugins/vision/lib/features.ts';
 import { angleFileKey, angleFileName, loadAngleModel, makeTurner, shippedAngleModel } from '../plugins/vision/lib/angle.ts';
 import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
@@ -91,11 +91,12 @@ const { values: args } = parseArgs({
     'seed-study-out': { type: 'string', default: 'data/tmp/seed-study.json' },
     'seed-study-tasks': { type: 'string', default: 'hype,brand' },
     'seed-study-folds': { type: 'string' },
+    'concat-backbone': { type: 'string' },
   },
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--pair-worn-copies brand,hype] [--angle-model FILE] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--pair-worn-copies brand,hype] [--angle-model FILE] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json] [--concat-backbone mobilenet_v2]]');
   process.exit(2);
 }
 const backboneName = args.backbone!;
@@ -361,6 +362,25 @@ const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
   ...(turnedCopies.has(task) ? xTurned : []),
   ...(pairWornCopies.has(task) ? xPairWorn : []),
 ];
+// --concat-backbone NAME (a measurement, with --seed-study): every photo's embedding and its mirror's become this
+// backbone's and NAME's side by side (concatEmbeddings: each part unit length), NAME's views prepared its own way (its
+// size, its localiser). Heads on them would need both backbones at serving, which nothing serves, so it writes no heads;
+// and only the photos' own views are concatenated, so no extra training views go with it (assets/models/README.md,
+// "MobileNetV2 beside InceptionV3").
+if (args['concat-backbone'] !== undefined) {
+  const other = args['concat-backbone'];
+  if (!isBackboneName(other) || other === backboneName) throw new Error(`--concat-backbone takes another backbone (${BACKBONE_NAMES.filter((b) => b !== backboneName).join(', ')}), not ${other}`);
+  if (args['seed-study'] === undefined) throw new Error('--concat-backbone is a measurement: use it with --seed-study (its heads could not be served)');
+  if (!xFlip || (['hype', 'brand'] as const).some((t) => extraViews(t).length > 1)) throw new Error('--concat-backbone takes the photos and their mirrors only (--no-flip-average --flip-augment, no extra training views)');
+  const second = await loadBackbone(other);
+  const plain = await embedItems(second, embedList, features, { store });
+  const mirrored = await embedItems(second, embedList, features, { store, mirror: true });
+  for (let i = 0; i < items.length; i++) {
+    x[i] = concatEmbeddings([x[i]!, plain[i]!]);
+    xFlip[i] = concatEmbeddings([xFlip[i]!, mirrored[i]!]);
+  }
+  log(`--concat-backbone ${other}: ${x[0]!.length}-d embeddings`);
+}
 const sourceBalanced = args['source-balanced']!;
 
 interface TaskResult {

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { prepareInput, prepareInputPlaced, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
+import { concatEmbeddings, prepareInput, prepareInputPlaced, prepKey, variantOf, variantsOf, meanVector, mirrorInput } from '../../plugins/vision/lib/features.ts';
 import { PREP_VERSION } from '../../engine/ml/preprocess.ts';
 import { decodeBytes } from '../../plugins/vision/lib/input.ts';
 import { drawShoe } from './fixtures.ts';
@@ -77,5 +77,14 @@ describe('vision feature pipeline', () => {
       { trim: false, flip: true },
     ]);
     expect(Array.from(meanVector([Float32Array.from([1, 2]), Float32Array.from([3, 6])]))).toEqual([2, 4]);
+  });
+
+  it('GIVEN two backbones\' embeddings of a photo THEN concatEmbeddings lays them end to end, each at unit length', () => {
+    // A large-valued part (3, 4: length 5) and a small one (0.1: length 0.1): both come out at length 1, in order.
+    const out = concatEmbeddings([Float32Array.from([3, 4]), [0, 0.1, 0], Float32Array.from([0, 0])]);
+    expect(out).toHaveLength(7);
+    expect(Array.from(out.slice(0, 5)).map((v) => Number(v.toFixed(6)))).toEqual([0.6, 0.8, 0, 1, 0]);
+    // An all-zero part stays zero (no NaN from dividing by its zero length).
+    expect(Array.from(out.slice(5))).toEqual([0, 0]);
   });
 });

@@ -382,6 +382,25 @@ export function meanVector(vectors: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/**
+ * One embedding from several backbones' embeddings of the same photo: the parts laid end to end, each scaled to unit
+ * length first, so a wider or larger-valued part does not outweigh the others before the head standardises them
+ * (`train:defaults --concat-backbone`, `eval-shift --concat-backbone`: a measurement, assets/models/README.md).
+ */
+export function concatEmbeddings(parts: readonly ArrayLike<number>[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    let s = 0;
+    for (let i = 0; i < p.length; i++) s += p[i]! * p[i]!;
+    // An all-zero part stays zero rather than dividing by zero.
+    const n = Math.sqrt(s) || 1;
+    for (let i = 0; i < p.length; i++) out[at + i] = p[i]! / n;
+    at += p.length;
+  }
+  return out;
+}
+
 /** An image to embed: its content id (cache key) and a way to get its pixels when not cached. */
 export interface EmbedItem {
   readonly sha256: string;
