@@ -15,6 +15,7 @@ import type { Store } from '../../../engine/store/index.ts';
 import type { Backbone } from '../../../engine/ml/backbones.ts';
 import { preprocess, PREP_VERSION, UPRIGHT_VERSION, type BackgroundKind } from '../../../engine/ml/preprocess.ts';
 import type { HeatmapPlacement } from '../../../engine/ml/cam.ts';
+import { l2normalise } from '../../../engine/ml/head.ts';
 import type { Box, RawImage } from '../../../engine/ml/types.ts';
 import type { FeatureSpec } from './head.ts';
 import { seededRandom } from './split.ts';
@@ -391,11 +392,8 @@ export function concatEmbeddings(parts: readonly ArrayLike<number>[]): Float32Ar
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
-    let s = 0;
-    for (let i = 0; i < p.length; i++) s += p[i]! * p[i]!;
-    // An all-zero part stays zero rather than dividing by zero.
-    const n = Math.sqrt(s) || 1;
-    for (let i = 0; i < p.length; i++) out[at + i] = p[i]! / n;
+    // l2normalise leaves an all-zero part at zero rather than dividing by its zero length.
+    out.set(l2normalise(p), at);
     at += p.length;
   }
   return out;
