@@ -101,6 +101,16 @@ if (!args.data) {
 }
 const backboneName = args.backbone!;
 if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
+// --concat-backbone (see where it is applied): its flags are checked now, not after the long embedding pass.
+const concatBackbone = args['concat-backbone'];
+if (concatBackbone !== undefined) {
+  if (!isBackboneName(concatBackbone) || concatBackbone === backboneName) throw new Error(`--concat-backbone takes another backbone (${BACKBONE_NAMES.filter((b) => b !== backboneName).join(', ')}), not ${concatBackbone}`);
+  if (args['seed-study'] === undefined) throw new Error('--concat-backbone is a measurement: use it with --seed-study (its heads could not be served)');
+  const viewFlags = ['augment', 'hype-augment', 'brand-augment', 'scene-augment', 'hype-scene-augment', 'brand-scene-augment', 'mix-trim', 'turned-copies', 'pair-worn-copies'] as const;
+  if (!args['flip-augment'] || viewFlags.some((f) => (args[f] ?? '0') !== '0' && args[f] !== '')) {
+    throw new Error('--concat-backbone takes the photos and their mirrors only (--no-flip-average --flip-augment, no extra training views)');
+  }
+}
 const seed = Number(args.seed);
 const testSize = Number(args['test-size']);
 // --normalise: the study's normalisation (background whitening + crop to the shoe; --orient also mirrors the toe
@@ -367,19 +377,15 @@ const extraViews = (task: Task): readonly (readonly Float32Array[])[] => [
 // size, its localiser). Heads on them would need both backbones at serving, which nothing serves, so it writes no heads;
 // and only the photos' own views are concatenated, so no extra training views go with it (assets/models/README.md,
 // "MobileNetV2 beside InceptionV3").
-if (args['concat-backbone'] !== undefined) {
-  const other = args['concat-backbone'];
-  if (!isBackboneName(other) || other === backboneName) throw new Error(`--concat-backbone takes another backbone (${BACKBONE_NAMES.filter((b) => b !== backboneName).join(', ')}), not ${other}`);
-  if (args['seed-study'] === undefined) throw new Error('--concat-backbone is a measurement: use it with --seed-study (its heads could not be served)');
-  if (!xFlip || (['hype', 'brand'] as const).some((t) => extraViews(t).length > 1)) throw new Error('--concat-backbone takes the photos and their mirrors only (--no-flip-average --flip-augment, no extra training views)');
-  const second = await loadBackbone(other);
+if (concatBackbone !== undefined && isBackboneName(concatBackbone) && xFlip) {
+  const second = await loadBackbone(concatBackbone);
   const plain = await embedItems(second, embedList, features, { store });
   const mirrored = await embedItems(second, embedList, features, { store, mirror: true });
   for (let i = 0; i < items.length; i++) {
     x[i] = concatEmbeddings([x[i]!, plain[i]!]);
     xFlip[i] = concatEmbeddings([xFlip[i]!, mirrored[i]!]);
   }
-  log(`--concat-backbone ${other}: ${x[0]!.length}-d embeddings`);
+  log(`--concat-backbone ${concatBackbone}: ${x[0]!.length}-d embeddings`);
 }
 const sourceBalanced = args['source-balanced']!;
 
