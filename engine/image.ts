@@ -206,12 +206,43 @@ async function acquire(ref: ImageRef, options: LoadImageOptions, maxBytes: numbe
   return { bytes, source: 'path', name: path.basename(file) };
 }
 
+/** ISO-BMFF brands that mean HEVC-coded HEIF: the iPhone camera's HEIC photos (and HEIC bursts/sequences). */
+const HEVC_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'hevm', 'hevs']);
+
+/**
+ * The brands of an ISO-BMFF file's leading `ftyp` box (major brand, then the compatible ones), or none. A HEIF
+ * container says which codec it holds only here: `mif1` alone could be AVIF or HEIC.
+ */
+export function ftypBrands(bytes: Uint8Array): string[] {
+  if (bytes.length < 16 || Buffer.from(bytes.subarray(4, 8)).toString('latin1') !== 'ftyp') return [];
+  const size = Math.min(bytes.length, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32BE(0));
+  const brands = [Buffer.from(bytes.subarray(8, 12)).toString('latin1')];
+  for (let o = 16; o + 4 <= size; o += 4) brands.push(Buffer.from(bytes.subarray(o, o + 4)).toString('latin1'));
+  return brands;
+}
+
+/**
+ * Whether the installed libvips decodes HEVC-coded HEIF. sharp's prebuilt binaries do not (HEVC is patent-encumbered:
+ * they read AVIF only, and list only `.avif` among the heif loader's suffixes); a custom libvips with libde265 does.
+ */
+const decodesHeic = (sharp.format.heif?.input.fileSuffix ?? []).some((s) => s === '.heic' || s === '.heif');
+
 /** Map a sharp failure to a catalogue error. */
 function decodeError(err: unknown, got: Acquired, maxPixels: number): EngineError {
   if (isEngineError(err)) return err;
   const message = (err as Error)?.message ?? String(err);
   if (/pixel limit/i.test(message)) {
     return new EngineError('TOO_LARGE', `The image has more than ${Math.round(maxPixels / 1e6)} megapixels.`, { cause: err });
+  }
+  // An iPhone photo is the likeliest file to get here: calling it corrupt would send the user looking for a fault
+  // that is not there, so name the format and the two ways to get a JPEG out of the phone.
+  const brands = ftypBrands(got.bytes);
+  if (!decodesHeic && brands.some((b) => HEVC_BRANDS.has(b)) && !brands.some((b) => b === 'avif' || b === 'avis')) {
+    return new EngineError(
+      'NOT_AN_IMAGE',
+      `${got.name} is a HEIC photo (the iPhone camera's default format), which solescope's image decoder (sharp's prebuilt libvips) cannot read. Send it as a JPEG: share or export it as JPEG, or set iPhone Settings → Camera → Formats → Most Compatible.`,
+      { cause: err },
+    );
   }
   const htmlHint = got.contentType?.startsWith('text/') ? ` The server sent ${got.contentType}, not an image.` : '';
   return new EngineError('NOT_AN_IMAGE', `${got.name} could not be decoded (corrupt or truncated ${got.source === 'url' ? 'download' : 'file'}).${htmlHint}`, {

@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadImage, resizeForModel, sniffImageFormat, toPng, type LoadImageOptions } from '../../engine/image.ts';
+import { ftypBrands, loadImage, resizeForModel, sniffImageFormat, toPng, type LoadImageOptions } from '../../engine/image.ts';
 import { EngineError } from '../../engine/errors.ts';
 import type { ImageRef } from '../../engine/schema.ts';
 
@@ -192,6 +192,30 @@ describe('loadImage refusals', () => {
       expect(code, name).toBe('NOT_AN_IMAGE');
       expect(message).toContain(name);
     }
+  });
+
+  it('GIVEN an iPhone HEIC photo the decoder cannot read THEN NOT_AN_IMAGE names HEIC and how to send a JPEG, not corruption', async () => {
+    // The ISO-BMFF header of an iPhone photo (ftyp: major brand heic, compatible mif1 + heic), then a meta box the
+    // decoder never gets through: sharp's prebuilt libvips has no HEVC decoder, so a whole photo fails the same way.
+    const box = (type: string, body: Buffer): Buffer => {
+      const b = Buffer.concat([Buffer.alloc(4), Buffer.from(type, 'latin1'), body]);
+      b.writeUInt32BE(b.length, 0);
+      return b;
+    };
+    const heic = Buffer.concat([box('ftyp', Buffer.from('heic\0\0\0\0mif1heic', 'latin1')), box('meta', Buffer.alloc(120, 3))]);
+    expect(ftypBrands(heic)).toEqual(['heic', 'mif1', 'heic']);
+    const { code, message } = await codeOf(loadImage(upload(heic, 'IMG_0420.HEIC'), UNTRUSTED));
+    expect(code).toBe('NOT_AN_IMAGE');
+    if (!(sharp.format.heif?.input.fileSuffix ?? []).includes('.heic')) {
+      expect(message).toMatch(/IMG_0420\.HEIC is a HEIC photo/);
+      expect(message).toMatch(/JPEG/);
+      expect(message).not.toMatch(/corrupt/);
+    }
+    // An AVIF that is broken is still called broken: the brands say it is not HEVC.
+    const avif = Buffer.concat([box('ftyp', Buffer.from('avif\0\0\0\0mif1avif', 'latin1')), box('meta', Buffer.alloc(120, 3))]);
+    const broken = await codeOf(loadImage(upload(avif, 'broken.avif'), UNTRUSTED));
+    expect(broken.code).toBe('NOT_AN_IMAGE');
+    expect(broken.message).toMatch(/corrupt or truncated/);
   });
 
   it('GIVEN an SVG THEN NOT_AN_IMAGE without it reaching a decoder', async () => {
