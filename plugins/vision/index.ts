@@ -258,7 +258,8 @@ const evaluate = defineCommand({
     const answered = r.tta === 'mirror' ? ', answering from each photo and its mirror as it does for users' : '';
     const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model}${answered} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
     const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${formatRange(r.interval.accuracy)}, macro-F1 ${formatRange(r.interval.macroF1)}.` : '';
-    return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}`, {
+    const notScored = r.notScored.length > 0 ? `\nNot scored: ${r.notScored.slice(0, 5).map((s) => `${s.item} (${s.reason})`).join('; ')}${r.notScored.length > 5 ? `; … (${r.notScored.length} listed in data.notScored)` : ''}` : '';
+    return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}${notScored}`, {
       title: `evaluate · ${input.task}`,
       images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],
       data: { ...data },

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EngineError } from '../../engine/errors.ts';
+import { EngineError, isEngineError } from '../../engine/errors.ts';
 import type { Store } from '../../engine/store/index.ts';
 import type { ReplyImage } from '../../engine/reply.ts';
 import { embeddingPartsOf, loadBackbone, isBackboneName, type Backbone } from '../../engine/ml/backbones.ts';
@@ -97,6 +97,11 @@ export interface EvaluationResult extends ClassificationReport {
   readonly skipped: number;
   /** Rows whose image could not be read. */
   readonly unreadable: number;
+  /**
+   * Files that were not scored and why, so a user can fix them: the unreadable rows (the loader's message, e.g. a
+   * HEIC photo or a corrupt JPEG) and a folder's files that are not images by name. At most 50; `unreadable` counts all.
+   */
+  readonly notScored: readonly { readonly item: string; readonly reason: string }[];
   /** What each label overlay (`labels`) added to the data, in order. */
   readonly labelOverlays: readonly NamedOverlayReport[];
   readonly text: string;
@@ -570,11 +575,17 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     if (labelled.length === 0) throw new EngineError('BAD_INPUT', `${data} has no rows labelled for ${task} (${skipped} rows without a ${task} label).`);
     const pics: { row: DatasetRow; pic: Picture }[] = [];
     let unreadable = 0;
+    // Named relative to the data, as the user laid it out, so a listed file can be found and fixed.
+    const base = source.kind === 'manifest' ? path.dirname(source.location) : source.location;
+    const notScored: { item: string; reason: string }[] = source.skipped.map((s) => ({ item: s.item, reason: s.reason }));
     for (const row of labelled) {
       try {
         pics.push({ row, pic: await decodeBytes(await readFile(row.file), limits, path.basename(row.file)) });
-      } catch {
+      } catch (err) {
         unreadable++;
+        const code = (err as { code?: unknown }).code;
+        const reason = isEngineError(err) ? err.message : code === 'ENOENT' ? 'no such file' : `cannot be read (${String(code ?? err)})`;
+        notScored.push({ item: path.relative(base, row.file), reason });
       }
     }
     const store = options.store();
@@ -592,7 +603,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
     const png = await renderConfusionMatrix(report.confusion.labels, report.confusion.matrix, `${task} · ${head.id} · n=${report.n}`);
     // A figure on a few hundred photos moves by several points with another sample: say how far.
     const interval = bootstrapInterval(report.confusion);
-    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, labelOverlays, text, png };
+    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, notScored: notScored.slice(0, 50), labelOverlays, text, png };
   }
 
   /** Pipeline-complete embeddings with a cache of the final vectors too (what `similar` searches). */

@@ -398,6 +398,33 @@ describe('vision plugin on generated sneakers', () => {
     await bare.close();
   });
 
+  it('GIVEN a folder with files it cannot score THEN evaluate names each one and why, and scores the rest', async () => {
+    const folder = path.join(dir, 'messy');
+    mkdirSync(path.join(folder, 'jordan'), { recursive: true });
+    mkdirSync(path.join(folder, 'nike'), { recursive: true });
+    const good = readFileSync(files[0]!);
+    writeFileSync(path.join(folder, 'jordan', 'ok.png'), good);
+    const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c33' } }).jpeg().toBuffer();
+    writeFileSync(path.join(folder, 'nike', 'broken.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+    // An iPhone photo's container header (ftyp heic, compatible mif1 + heic), which the prebuilt decoder cannot read.
+    const ftyp = Buffer.concat([Buffer.alloc(4), Buffer.from('ftypheic\0\0\0\0mif1heic', 'latin1')]);
+    ftyp.writeUInt32BE(ftyp.length, 0);
+    writeFileSync(path.join(folder, 'nike', 'IMG_0001.HEIC'), Buffer.concat([ftyp, Buffer.alloc(200, 5)]));
+    writeFileSync(path.join(folder, 'nike', 'receipt.pdf'), '%PDF-1.4\n');
+    const r = await engine.invoke('evaluate', { task: 'brand', data: folder }, cliInit());
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const d = r.reply.data as { n: number; unreadable: number; notScored: { item: string; reason: string }[] };
+    expect(d.n).toBe(1);
+    expect(d.unreadable).toBe(2);
+    const why = Object.fromEntries(d.notScored.map((x) => [x.item, x.reason]));
+    expect(Object.keys(why).sort()).toEqual([path.join('nike', 'IMG_0001.HEIC'), path.join('nike', 'broken.jpg'), path.join('nike', 'receipt.pdf')]);
+    expect(why[path.join('nike', 'broken.jpg')]).toMatch(/corrupt or truncated/);
+    expect(why[path.join('nike', 'receipt.pdf')]).toBe('not an image file name');
+    if (!(sharp.format.heif?.input.fileSuffix ?? []).includes('.heic')) expect(why[path.join('nike', 'IMG_0001.HEIC')]).toMatch(/HEIC photo.*JPEG/);
+    expect(r.reply.text).toMatch(/^Not scored: .*broken\.jpg \(/m);
+  });
+
   // Last in this block: the overlay import gives the fixtures' unlabelled photo labels in the shared store.
   it('GIVEN a label overlay THEN evaluate and dataset import add the labels the manifest lacks, keep its own, and say so', async () => {
     const overlay = path.join(dir, 'data', 'hand-labels.csv');

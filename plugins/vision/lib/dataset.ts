@@ -38,7 +38,9 @@ export interface LabelledSource {
   readonly skipped: readonly { readonly item: string; readonly reason: string }[];
 }
 
-const IMAGE_EXT = /\.(jpe?g|png|webp|gif|avif|tiff?|bmp)$/i;
+// HEIC/HEIF and BMP are listed although sharp's prebuilt decoder reads neither: such files are tried and reported
+// with the loader's message (how to send a JPEG), not dropped as "not an image file name".
+const IMAGE_EXT = /\.(jpe?g|png|webp|gif|avif|heic|heif|tiff?|bmp)$/i;
 
 /**
  * Parse RFC 4180 CSV (quoted fields, doubled quotes, CRLF). Returns rows of cells; a trailing newline
