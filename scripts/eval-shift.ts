@@ -43,6 +43,9 @@
  * `--heads DIR` scores the head files in DIR (`hype.head.json`, `brand.head.json`, e.g. assets/models: the shipped
  * heads themselves) instead of fitting heads: no training views are embedded, the pipelines say only how to serve
  * (their `+` extras and `@s`/`@o`/`@n` are ignored), and a file must name `--backbone`.
+ * A second table gives, per column, the share of these real shoes serving would answer "I don't see a sneaker" (the
+ * out-of-distribution threshold, or no shoe found by the localiser), the share it would mark low confidence, and the
+ * accuracy of the answers it would give without a warning.
  * `@learn` (with `@up` and `--angle-model FILE`, e.g. assets/models/angle-inception_v3_m67.json) serves with the learnt
  * turn, as a head whose features say `learntTurn` is served (plugins/vision/lib/angle.ts; `npm run train:angle`);
  * `--learn-dump FILE` also writes each photo's first look and turned view for replaying other decision rules offline
@@ -497,6 +500,15 @@ interface Row {
   readonly n: number;
   readonly accuracy: number;
   readonly macroF1: number;
+  /**
+   * Share of the column's real shoes that serving would answer with "I don't see a sneaker" (outside the head's
+   * out-of-distribution threshold, or the localiser found no shoe), and share marked low confidence (that, or the
+   * top answer under the head's minimum confidence): the false alarms a user with a real shoe would get.
+   */
+  readonly noShoe: number;
+  readonly lowConfidence: number;
+  /** Accuracy over the photos not marked low confidence: how often an answer given without a warning is right. */
+  readonly confidentAccuracy: number;
 }
 const rows: Row[] = [];
 
@@ -555,6 +567,8 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
   }
   // Held-out embeddings per serving pipeline and kind (pipelines that differ only in training views share them).
   const heldOut = new Map<string, Float32Array[]>();
+  /** Per serving pipeline and kind: whether the localiser found a shoe in each input (undefined: it did not look). */
+  const shoeFounds = new Map<string, (boolean | undefined)[]>();
   for (const p of pipelines) {
     const { base, serveLocated, serveUpright, oracle, learn, crops, mirror, headSeeds, headSeedOffset, nuisance } = parsePipeline(p);
     const head = args.heads ? shippedHead(task) : await fitHead(task, p, train, headSeeds, headSeedOffset, nuisance);
@@ -579,6 +593,7 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         const served = learn ? { ...serve, learntTurn: true } : serve;
         const turner = learn ? makeTurner(backbone, angleModel!) : undefined;
         const looked: (Float32Array | undefined)[] = [];
+        const found: (boolean | undefined)[] = [];
         let learnt = 0;
         for (const [i, shifted] of tests.get(kind)!.entries()) {
           // @oracle: the turned shoe turned back by its true angle first, the upright step's best case.
@@ -587,10 +602,12 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
           inputs.push(placed.input);
           if (second) secondInputs.push((await prepareInputPlaced(raw, second.inputSize, serve, locatorFor(second, serve))).input);
           looked.push(placed.embedding);
+          found.push(placed.shoeFound);
           rotations.push(placed.framing?.rotation ?? 0);
           if (placed.framing?.learntTurn !== undefined) learnt++;
         }
         if (learn) log(`${task} ${p} ${kind}: the learnt turn turned ${learnt} of ${inputs.length}`);
+        shoeFounds.set(`${serveKey}|${kind}`, found);
         // A crops pipeline after a plain one with the same serving reuses its whole-view embeddings.
         if (!emb) {
           const todo = looked.map((e, i) => (e ? -1 : i)).filter((i) => i >= 0);
@@ -613,8 +630,13 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         }
       }
       const truth = test.map((it) => it.row[task]!);
+      const wholes = emb.map((e, i) => predictHead(head, e, mirror ? [mirrorEmb![i]!] : []));
+      const found = shoeFounds.get(`${serveKey}|${kind}`) ?? [];
+      // As serving decides (plugins/vision/index.ts, service.ts `describe`): the whole view's verdicts.
+      const noShoe = wholes.filter((w, i) => w.ood.outside || found[i] === false).length / Math.max(1, wholes.length);
+      const lowConfidence = wholes.filter((w, i) => w.lowConfidence || found[i] === false).length / Math.max(1, wholes.length);
       const preds = emb.map((e, i) => {
-        const whole = predictHead(head, e, mirror ? [mirrorEmb![i]!] : []);
+        const whole = wholes[i]!;
         if (!crops) return whole.label;
         const views = [whole, predictHead(head, cropEmb![2 * i]!), predictHead(head, cropEmb![2 * i + 1]!)];
         if (crops === 'max') return views.reduce((a, b) => (b.confidence > a.confidence ? b : a)).label;
@@ -623,14 +645,16 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
         return Object.entries(mean).reduce((a, b) => (b[1] > a[1] ? b : a))[0];
       });
       const rep = classificationReport(truth, preds, labelsOf(task));
+      const sure = preds.map((_, i) => i).filter((i) => !wholes[i]!.lowConfidence && found[i] !== false);
+      const confidentAccuracy = sure.filter((i) => preds[i] === truth[i]).length / Math.max(1, sure.length);
       if (mirror) {
         const alone = classificationReport(truth, emb.map((e) => predictHead(head, e).label), labelsOf(task));
         log(`${task} ${p} ${kind}: the same head on the photo alone: accuracy ${alone.accuracy.toFixed(3)}, macro-F1 ${alone.macroF1.toFixed(3)}`);
       }
       const turns = stepTurns.get(`${serveKey}|${kind}`);
       if (args['turn-report'] && turns && serveUpright && !oracle) log(`${task} ${p} ${kind}: ${turnReport(turns, trueTurns.get(kind)!, truth, preds)}`);
-      rows.push({ task, pipeline: p, kind, n: rep.n, accuracy: rep.accuracy, macroF1: rep.macroF1 });
-      log(`${task} ${p} ${kind}: accuracy ${rep.accuracy.toFixed(3)}, macro-F1 ${rep.macroF1.toFixed(3)} (n=${rep.n})`);
+      rows.push({ task, pipeline: p, kind, n: rep.n, accuracy: rep.accuracy, macroF1: rep.macroF1, noShoe, lowConfidence, confidentAccuracy });
+      log(`${task} ${p} ${kind}: accuracy ${rep.accuracy.toFixed(3)}, macro-F1 ${rep.macroF1.toFixed(3)} (n=${rep.n}); answered "no sneaker" ${noShoe.toFixed(3)}, low confidence ${lowConfidence.toFixed(3)}, accuracy of the rest ${confidentAccuracy.toFixed(3)}`);
     }
   }
 }
@@ -644,6 +668,15 @@ if (args.json) {
   for (const task of ['hype', 'brand'] as const) {
     for (const p of pipelines) {
       const cells = KINDS.map((k) => rows.find((r) => r.task === task && r.pipeline === p && r.kind === k)).map((r) => (r ? `${r.accuracy.toFixed(3)} / ${r.macroF1.toFixed(3)}` : '–'));
+      console.log(`| ${task} | ${p} | ${cells.join(' | ')} |`);
+    }
+  }
+  console.log(`\nShare of these real shoes answered "I don't see a sneaker" / marked low confidence, as serving would answer them / accuracy of the answers not marked.\n`);
+  console.log(`| task | pipeline | ${KINDS.map(kindLabel).join(' | ')} |`);
+  console.log(`|---|---|${KINDS.map(() => '---').join('|')}|`);
+  for (const task of ['hype', 'brand'] as const) {
+    for (const p of pipelines) {
+      const cells = KINDS.map((k) => rows.find((r) => r.task === task && r.pipeline === p && r.kind === k)).map((r) => (r ? `${r.noShoe.toFixed(3)} / ${r.lowConfidence.toFixed(3)} / ${r.confidentAccuracy.toFixed(3)}` : '–'));
       console.log(`| ${task} | ${p} | ${cells.join(' | ')} |`);
     }
   }
