@@ -254,14 +254,25 @@ const evaluate = defineCommand({
       progress: (e) => ctx.progress(e),
       signal: ctx.signal,
     });
-    const { png, text, ...data } = r;
+    const { png, reliabilityPng, text, ...data } = r;
     const answered = r.tta === 'mirror' ? ', answering from each photo and its mirror as it does for users' : '';
     const header = `${overlayLines(r.labelOverlays)}${input.task} model ${r.model}${answered} on ${r.n} images (${r.skipped} rows without a ${input.task} label skipped${r.unreadable ? `, ${r.unreadable} unreadable` : ''}):`;
     const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${formatRange(r.interval.accuracy)}, macro-F1 ${formatRange(r.interval.macroF1)}.` : '';
     const notScored = r.notScored.length > 0 ? `\nNot scored: ${r.notScored.slice(0, 5).map((s) => `${s.item} (${s.reason})`).join('; ')}${r.notScored.length > 5 ? `; … (${r.notScored.length} listed in data.notScored)` : ''}` : '';
-    return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}${notScored}`, {
+    const c = r.calibration;
+    const calibration = `\nCalibration: the answers said ${(c.meanConfidence * 100).toFixed(1)} % sure on average and were right ${(c.accuracy * 100).toFixed(1)} % (ECE ${c.ece.toFixed(3)}, log-loss ${c.nll.toFixed(3)}, Brier ${c.brier.toFixed(3)}).`;
+    const warned =
+      r.warnings.lowConfidence > 0 && r.warnings.accuracyWithoutWarning !== null
+        ? ` ${r.warnings.lowConfidence} of ${r.n} answers carry a low-confidence warning; the others were right ${(r.warnings.accuracyWithoutWarning * 100).toFixed(1)} %.`
+        : r.warnings.lowConfidence > 0
+          ? ` All ${r.n} answers carry a low-confidence warning.`
+          : '';
+    return reply(`${header}\n\`\`\`\n${text}\n\`\`\`${interval}${calibration}${warned}${notScored}`, {
       title: `evaluate · ${input.task}`,
-      images: [{ name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' }],
+      images: [
+        { name: `confusion-${input.task}.png`, png, alt: 'Confusion matrix' },
+        { name: `reliability-${input.task}.png`, png: reliabilityPng, alt: 'Reliability diagram: how often answers were right against how sure they said they were' },
+      ],
       data: { ...data },
     });
   },

@@ -22,7 +22,8 @@ import { DEFAULT_HEAD_FILES, denseForward, headInput, headLogitGradient, headLog
 import { decodeBytes, isPicture, isRawImage, loadPicture, pictureFromRaw, DEFAULT_LIMITS, type DecodeLimits, type Picture, type VisionImage } from './lib/input.ts';
 import { BRANDS, HYPES, labelsOf, type Task } from './lib/labels.ts';
 import { bootstrapInterval, classificationReport, formatReport, type BootstrapInterval, type ClassificationReport } from './lib/metrics.ts';
-import { renderConfusionMatrix, renderStrip, captionRgb } from './lib/render.ts';
+import { calibrationReport, type CalibrationReport } from '../../engine/ml/calibration.ts';
+import { renderConfusionMatrix, renderReliability, renderStrip, captionRgb } from './lib/render.ts';
 import { fuzzyGroups, groupSplit } from './lib/split.ts';
 import { trainHead, type TrainHeadOptions } from './lib/train.ts';
 
@@ -104,8 +105,20 @@ export interface EvaluationResult extends ClassificationReport {
   readonly notScored: readonly { readonly item: string; readonly reason: string }[];
   /** What each label overlay (`labels`) added to the data, in order. */
   readonly labelOverlays: readonly NamedOverlayReport[];
+  /**
+   * How far the stated probabilities can be taken at their word (10 confidence bins of the top answer; see
+   * engine/ml/calibration.ts): an ECE of 0.05 means the answers were, on average, 5 points more or less sure than right.
+   */
+  readonly calibration: CalibrationReport;
+  /**
+   * The answers serving would mark low confidence (top probability under the head's `minConfidence`, or the photo
+   * outside what the head was trained on), and how often the others were right.
+   */
+  readonly warnings: { readonly lowConfidence: number; readonly accuracyWithoutWarning: number | null };
   readonly text: string;
   readonly png: Buffer;
+  /** The reliability diagram of {@link calibration}. */
+  readonly reliabilityPng: Buffer;
 }
 
 /** Result of {@link VisionService.importDataset}. */
@@ -588,6 +601,10 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
         notScored.push({ item: path.relative(base, row.file), reason });
       }
     }
+    if (pics.length === 0) {
+      const why = notScored.slice(0, 3).map((s) => `${s.item}: ${s.reason}`).join('; ');
+      throw new EngineError('BAD_INPUT', `Nothing to evaluate: none of the ${labelled.length} rows labelled for ${task} in ${data} could be read (${why}${notScored.length > 3 ? '; …' : ''}).`);
+    }
     const store = options.store();
     const items: EmbedItem[] = pics.map(({ pic }) => ({ sha256: pic.sha256, load: async () => pic.raw }));
     const embeddings = await embedFeatureItems(backbone, items, head.features, store, opts.progress, opts.signal);
@@ -597,13 +614,26 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
         ? await embedItems(backbone, items, head.features, { mirror: true, ...(store ? { store } : {}), ...(opts.signal ? { signal: opts.signal } : {}) })
         : undefined;
     const yTrue = pics.map(({ row }) => row[task]!);
-    const yPred = embeddings.map((e, i) => predictHead(head, e, mirrors ? [mirrors[i]!] : []).label);
+    const preds = embeddings.map((e, i) => predictHead(head, e, mirrors ? [mirrors[i]!] : []));
+    const yPred = preds.map((p) => p.label);
     const report = classificationReport(yTrue, yPred, labelsOf(task));
     const text = formatReport(report);
     const png = await renderConfusionMatrix(report.confusion.labels, report.confusion.matrix, `${task} · ${head.id} · n=${report.n}`);
     // A figure on a few hundred photos moves by several points with another sample: say how far.
     const interval = bootstrapInterval(report.confusion);
-    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, notScored: notScored.slice(0, 50), labelOverlays, text, png };
+    // Users read the probability, not only the label: say how far it can be trusted, and what the warning buys.
+    const calibration = calibrationReport(yTrue, preds.map((p) => p.probabilities));
+    const unwarned = preds.map((p, i) => (p.lowConfidence ? -1 : i)).filter((i) => i >= 0);
+    const warnings = {
+      lowConfidence: preds.length - unwarned.length,
+      accuracyWithoutWarning: unwarned.length > 0 ? unwarned.filter((i) => yPred[i] === yTrue[i]).length / unwarned.length : null,
+    };
+    const reliabilityPng = await renderReliability(
+      calibration.bins,
+      `${task} · ${head.id} · reliability`,
+      `ECE ${calibration.ece.toFixed(3)} · said ${(calibration.meanConfidence * 100).toFixed(0)} % sure on average, right ${(calibration.accuracy * 100).toFixed(0)} % · n=${calibration.n}`,
+    );
+    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, notScored: notScored.slice(0, 50), labelOverlays, calibration, warnings, text, png, reliabilityPng };
   }
 
   /** Pipeline-complete embeddings with a cache of the final vectors too (what `similar` searches). */

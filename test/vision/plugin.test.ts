@@ -304,6 +304,23 @@ describe('vision plugin on generated sneakers', () => {
     expect(r.reply.text).toContain(`95 % bootstrap interval over these photos: accuracy ${interval.accuracy[0].toFixed(3)}–${interval.accuracy[1].toFixed(3)}`);
     expect(r.reply.text).toMatch(/precision\s+recall\s+f1-score\s+support/);
     expect(r.reply.images?.[0]?.png.subarray(0, 4)).toEqual(PNG);
+    // How far the stated probabilities can be trusted: the same answers, binned by confidence, and a diagram.
+    const cal = (r.reply.data as { calibration: { n: number; accuracy: number; meanConfidence: number; ece: number; nll: number; brier: number; bins: { n: number; confidence: number | null; accuracy: number | null }[] } }).calibration;
+    expect(cal.n).toBe(12);
+    expect(cal.accuracy).toBeCloseTo(d.accuracy, 12);
+    expect(cal.bins.reduce((a, b) => a + b.n, 0)).toBe(12);
+    expect(cal.ece).toBeGreaterThanOrEqual(0);
+    expect(cal.ece).toBeLessThanOrEqual(1);
+    const binned = cal.bins.filter((b) => b.n > 0).reduce((a, b) => a + (b.n / 12) * Math.abs(b.accuracy! - b.confidence!), 0);
+    expect(cal.ece).toBeCloseTo(binned, 12);
+    expect(cal.meanConfidence).toBeGreaterThanOrEqual(0.25);
+    expect(r.reply.text).toContain(`were right ${(cal.accuracy * 100).toFixed(1)} % (ECE ${cal.ece.toFixed(3)}`);
+    const warnings = (r.reply.data as { warnings: { lowConfidence: number; accuracyWithoutWarning: number | null } }).warnings;
+    expect(warnings.lowConfidence).toBeGreaterThanOrEqual(0);
+    expect(warnings.lowConfidence).toBeLessThanOrEqual(12);
+    expect(r.reply.images?.map((i) => i.name)).toEqual(['confusion-brand.png', 'reliability-brand.png']);
+    expect(r.reply.images?.[1]?.png.subarray(0, 4)).toEqual(PNG);
+    expect('reliabilityPng' in (r.reply.data as object)).toBe(false);
     // Not from HTTP or Discord: evaluate reads server files.
     const remote = await engine.invoke('evaluate', { task: 'brand', data: manifest }, { transport: 'http', caller: { id: `http:${++calls}` } });
     expect(remote.ok || remote.error.code).toBe('FORBIDDEN');
@@ -423,6 +440,15 @@ describe('vision plugin on generated sneakers', () => {
     expect(why[path.join('nike', 'receipt.pdf')]).toBe('not an image file name');
     if (!(sharp.format.heif?.input.fileSuffix ?? []).some((s) => s === '.heic' || s === '.heif')) expect(why[path.join('nike', 'IMG_0001.HEIC')]).toMatch(/HEIC photo.*JPEG/);
     expect(r.reply.text).toMatch(/^Not scored: .*broken\.jpg \(/m);
+    // Nothing readable at all: a clear error that names why, not a report of nothing.
+    const none = path.join(dir, 'unreadable');
+    mkdirSync(path.join(none, 'nike'), { recursive: true });
+    writeFileSync(path.join(none, 'nike', 'broken.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+    const empty = await engine.invoke('evaluate', { task: 'brand', data: none }, cliInit());
+    expect(empty.ok).toBe(false);
+    if (empty.ok) return;
+    expect(empty.error.code).toBe('BAD_INPUT');
+    expect(empty.error.message).toMatch(/none of the 1 .*could be read.*broken\.jpg.*corrupt or truncated/s);
   });
 
   // Last in this block: the overlay import gives the fixtures' unlabelled photo labels in the shared store.

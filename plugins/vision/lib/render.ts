@@ -1,10 +1,11 @@
 /**
- * The vision plugin's pictures (PNG via @napi-rs/canvas): the confusion matrix of `evaluate`, the labelled
+ * The vision plugin's pictures (PNG via @napi-rs/canvas): the confusion matrix and reliability diagram of `evaluate`, the labelled
  * thumbnail strip of `similar`, and a caption band under explanation overlays.
  */
 import { createCanvas, loadImage, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
 import { encodePng } from '../../../engine/ml/cam.ts';
+import type { ReliabilityBin } from '../../../engine/ml/calibration.ts';
 
 const FONT = 'DejaVu Sans, sans-serif';
 
@@ -50,6 +51,73 @@ export async function renderConfusionMatrix(labels: readonly string[], matrix: r
       g.fillText(`${(share * 100).toFixed(0)}%`, left + j * cell + 10, top + i * cell + cell / 2 + 18);
     });
   });
+  return canvas.encode('png');
+}
+
+/**
+ * A reliability diagram: per confidence bin, how often the answers in it were right (bar) against how sure they
+ * said they were (the diagonal), with each bin's count. Bars under the diagonal are overconfidence.
+ */
+export async function renderReliability(bins: readonly ReliabilityBin[], title: string, subtitle: string): Promise<Buffer> {
+  const left = 64;
+  const top = 84;
+  const plot = 360;
+  const width = left + plot + 30;
+  const height = top + plot + 56;
+  const canvas = createCanvas(width, height);
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, width, height);
+  g.fillStyle = '#111111';
+  g.font = `bold 16px ${FONT}`;
+  g.fillText(title, 12, 24);
+  g.font = `12px ${FONT}`;
+  g.fillText(subtitle, 12, 46);
+  g.font = `11px ${FONT}`;
+  g.fillStyle = '#555555';
+  g.fillText('dashed: as sure as right · red bar: right less often than claimed · blue: more', 12, 64);
+  const x = (v: number) => left + v * plot;
+  const y = (v: number) => top + (1 - v) * plot;
+  g.strokeStyle = '#bbbbbb';
+  g.lineWidth = 1;
+  for (let k = 0; k <= 10; k++) {
+    g.beginPath();
+    g.moveTo(x(0), y(k / 10));
+    g.lineTo(x(1), y(k / 10));
+    g.stroke();
+    g.fillStyle = '#555555';
+    g.font = `10px ${FONT}`;
+    if (k % 2 === 0) {
+      g.fillText(`${k * 10}%`, left - 34, y(k / 10) + 4);
+      g.fillText(`${k * 10}%`, x(k / 10) - 10, top + plot + 16);
+    }
+  }
+  for (const b of bins) {
+    if (b.n === 0 || b.accuracy === null || b.confidence === null) continue;
+    const under = b.accuracy < b.confidence;
+    // Red where answers were right less often than they claimed, blue where more.
+    g.fillStyle = under ? 'rgba(214,69,65,0.75)' : 'rgba(52,101,164,0.75)';
+    g.fillRect(x(b.lo) + 2, y(b.accuracy), (b.hi - b.lo) * plot - 4, y(0) - y(b.accuracy));
+    g.fillStyle = '#111111';
+    g.font = `10px ${FONT}`;
+    g.fillText(`n=${b.n}`, x(b.lo) + 4, Math.min(y(b.accuracy) - 4, y(0) - 4));
+  }
+  g.strokeStyle = '#111111';
+  g.lineWidth = 2;
+  g.setLineDash([6, 4]);
+  g.beginPath();
+  g.moveTo(x(0), y(0));
+  g.lineTo(x(1), y(1));
+  g.stroke();
+  g.setLineDash([]);
+  g.fillStyle = '#111111';
+  g.font = `12px ${FONT}`;
+  g.fillText('stated confidence of the answer →', left + 60, top + plot + 38);
+  g.save();
+  g.translate(16, top + plot / 2 + 70);
+  g.rotate(-Math.PI / 2);
+  g.fillText('share right →', 0, 0);
+  g.restore();
   return canvas.encode('png');
 }
 
