@@ -9,6 +9,8 @@
  * optional `--ablation`: what each pipeline step buys, on the same splits, from whatever variants are cached.
  * `--seed-study N` instead measures how the figures move with the fits' seeds, and what an ensemble of k fits
  * buys (writes JSON, no heads); with `--concat-backbone NAME` it measures heads on two backbones' embeddings side by side.
+ * `--probs-dump FILE` writes every held-out and left-out-source answer at a range of softmax temperatures, for
+ * scripts/calibrate.ts.
  * `--labels a.csv[,b.csv]`: label overlays that add labels the manifest lacks (assets/labels/: our brand labels
  * for the dev set's zjy-T photos).
  * Options for cross-source generalisation (measured in assets/models/README.md): `--backbone inception_v3`,
@@ -24,7 +26,7 @@
  *
  * Heavy: run it with `nice -n 10` on shared machines.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore } from '../engine/store/index.ts';
@@ -92,12 +94,18 @@ const { values: args } = parseArgs({
     'seed-study-tasks': { type: 'string', default: 'hype,brand' },
     'seed-study-folds': { type: 'string' },
     'concat-backbone': { type: 'string' },
+    'probs-dump': { type: 'string' },
   },
 });
 
 if (!args.data) {
-  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--pair-worn-copies brand,hype] [--angle-model FILE] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json] [--concat-backbone mobilenet_v2]]');
+  console.error('usage: npm run train:defaults -- --data <manifest.csv|folder> [--labels assets/labels/x.csv] [--out assets/models] [--cache data/train-defaults.db] [--backbone mobilenet_v2|inception_v3|inception_v3_m7|inception_v3_m67] [--trim | --normalise [--orient] [--locate] [--upright] [--learnt-turn]] [--no-flip-average --flip-augment] [--hype-head mlp] [--brand-seeds 5] [--hype-seeds 3] [--brand-augment 1] [--brand-scene-augment 2] [--remnant-scenes brand] [--turned-copies brand,hype] [--pair-worn-copies brand,hype] [--angle-model FILE] [--source-balanced] [--nuisance source,view | --brand-nuisance source [--nuisance-directions 16]] [--brand-tta mirror] [--hype-tta mirror] [--compare-tta] [--seed 42] [--ablation] [--seed-study 15 [--seed-study-tasks hype|brand] [--seed-study-folds held-out,CShorten] [--seed-study-out data/tmp/seed-study.json] [--concat-backbone mobilenet_v2]] [--probs-dump data/tmp/probs.jsonl]');
   process.exit(2);
+}
+// --probs-dump (see dumpProbabilities) appends per fold: start the file empty so one run's answers are not mixed with another's.
+if (args['probs-dump']) {
+  mkdirSync(path.dirname(path.resolve(args['probs-dump'])), { recursive: true });
+  writeFileSync(path.resolve(args['probs-dump']), '');
 }
 const backboneName = args.backbone!;
 if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
@@ -459,10 +467,31 @@ async function fit(task: Task, train: number[], X: readonly Float32Array[], spec
  * mean of the photo's and its mirror's probabilities (the mirrored embeddings of --flip-augment). `mirror`
  * overrides that, for --compare-tta.
  */
-function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], mirror = head.tta === 'mirror'): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
+function report(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], mirror = head.tta === 'mirror', fold?: string): { rep: ClassificationReport; preds: ReturnType<typeof predictHead>[] } {
   if (mirror && (!xFlip || X !== x)) throw new Error('mirror test-time views need --flip-augment embeddings of the serving pipeline');
   const preds = test.map((i) => predictHead(head, X[i]!, mirror ? [xFlip![i]!] : []));
+  if (fold !== undefined && args['probs-dump']) dumpProbabilities(task, head, test, X, mirror, fold);
   return { rep: classificationReport(test.map((i) => items[i]!.row[task]!), preds.map((p) => p.label), labelsOf(task)), preds };
+}
+
+/** The softmax temperatures `--probs-dump` answers at (1 = the heads as trained). */
+const DUMP_TEMPERATURES = Array.from({ length: 36 }, (_, k) => Math.round((0.5 + k * 0.1) * 10) / 10);
+
+/**
+ * `--probs-dump FILE`, for a calibration study (scripts/calibrate.ts): appends one JSON line per test photo of the
+ * held-out side and of each left-out source, with the head's answer as served at each softmax temperature of
+ * {@link DUMP_TEMPERATURES}. The whole answer is dumped, not the logits, because brand's open-set share in `other`
+ * is computed from the softmax, so a temperature cannot be applied afterwards.
+ */
+function dumpProbabilities(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], mirror: boolean, fold: string): void {
+  const lines = test.map((i) => {
+    const views = mirror ? [xFlip![i]!] : [];
+    const outside = predictHead(head, X[i]!, views).ood.outside;
+    const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t) => [t.toFixed(1), predictHead({ ...head, temperature: t }, X[i]!, views).probabilities]));
+    return JSON.stringify({ task, fold, source: items[i]!.row.source ?? '', truth: items[i]!.row[task], minConfidence: head.minConfidence, outside, probs });
+  });
+  appendFileSync(path.resolve(args['probs-dump']!), `${lines.join('\n')}\n`);
+  log(`${task} ${fold}: ${test.length} answers at ${DUMP_TEMPERATURES.length} temperatures dumped to ${args['probs-dump']}`);
 }
 
 /** --compare-tta: log the same head's figures the other way (with the mirror view if it has none, else without). */
@@ -479,7 +508,7 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
   const train = split.train.map((k) => idx[k]!);
   const test = split.test.map((k) => idx[k]!);
   const head = await fit(task, train, X, spec, opts, `${task}-default`, views);
-  const held = report(task, head, test, X).rep;
+  const held = report(task, head, test, X, undefined, 'held-out').rep;
   compareTta(task, head, test, X, 'held-out', held);
   const loso: TaskResult['loso'] = [];
   if (withLoso) {
@@ -492,7 +521,7 @@ async function evaluateTask(task: Task, X: readonly Float32Array[], spec: Featur
         continue;
       }
       const h = await fit(task, tr, X, spec, opts, `${task}-loso`, views);
-      const { rep, preds } = report(task, h, te, X);
+      const { rep, preds } = report(task, h, te, X, undefined, fold.source);
       compareTta(task, h, te, X, `LOSO ${fold.source}`, rep);
       const truth = te.map((i) => items[i]!.row[task]!);
       const known = truth.map((t, k) => (trainLabels.includes(t) ? k : -1)).filter((k) => k >= 0);
