@@ -1,5 +1,5 @@
 /**
- * `npx tsx scripts/calibrate.ts <probs.jsonl> [--apply hype=1.7,brand=1.2 --heads DIR]`: a softmax-temperature study on
+ * `npx tsx scripts/calibrate.ts <probs.jsonl> [--shift shift.jsonl]` (or `--apply hype=1.7,brand=1.2 --heads DIR`): a softmax-temperature study on
  * what `npm run train:defaults -- … --probs-dump FILE` wrote (every held-out and left-out-source answer, as served, at
  * temperatures 0.5–4.0).
  *
@@ -10,24 +10,21 @@
  * show what the chosen temperature costs or buys on the training sources' own kind of photo.
  *
  * Prints, per task: each set at the heads' temperature (1) and at the chosen one (accuracy, mean stated confidence,
- * ECE, log-loss, Brier, the share marked low confidence and the accuracy of the rest). `--apply` writes the given
+ * ECE, log-loss, Brier, the share marked low confidence and the accuracy of the rest). `--shift FILE` (from
+ * `eval-shift --heads DIR --probs-dump FILE`, DIR holding heads of the same recipe, e.g. the shipped ones) adds the same
+ * figures per background-shift column: the held-out photos pasted on grey walls, floors and shelves, tilted, worn, in
+ * pairs. `--apply` writes the given
  * temperatures into DIR's `<task>.head.json` files (nothing else changes).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import type { DumpedAnswer } from './lib/probs-dump.ts';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { calibrationReport } from '../engine/ml/calibration.ts';
 
-interface Row {
-  readonly task: string;
-  readonly fold: string;
-  readonly truth: string;
-  readonly minConfidence: number;
-  readonly outside: boolean;
-  readonly probs: Record<string, Record<string, number>>;
-}
+type Row = DumpedAnswer;
 
-const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { apply: { type: 'string' }, heads: { type: 'string' } } });
+const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { apply: { type: 'string' }, heads: { type: 'string' }, shift: { type: 'string' } } });
 if (args.apply) {
   if (!args.heads) throw new Error('--apply needs --heads DIR (the folder holding hype.head.json and brand.head.json)');
   for (const pair of args.apply.split(',')) {
@@ -47,10 +44,12 @@ if (!file) {
   console.error('usage: npx tsx scripts/calibrate.ts <probs.jsonl from train:defaults --probs-dump> | --apply hype=T,brand=T --heads DIR');
   process.exit(2);
 }
-const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+const read = (f: string) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+const rows = read(file);
+const shiftRows = args.shift ? read(args.shift) : [];
 const temps = Object.keys(rows[0]!.probs);
 
-function top(p: Record<string, number>): { label: string; p: number } {
+function top(p: Readonly<Record<string, number>>): { label: string; p: number } {
   let label = '';
   let best = -1;
   for (const [l, q] of Object.entries(p)) if (q > best) [label, best] = [l, q];
@@ -127,4 +126,13 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
     console.log(line(`  ${f} nested`, t, b));
   });
   console.log(`  mean log-loss over the left-out sources: as trained ${before.toFixed(3)}, nested ${after.toFixed(3)}`);
+  const shifted = shiftRows.filter((r) => r.task === task);
+  if (shifted.length > 0) {
+    console.log('\nthe held-out photos on shifted backgrounds (--shift; heads of the same recipe):');
+    for (const kind of [...new Set(shifted.map((r) => r.fold))]) {
+      const set = shifted.filter((r) => r.fold === kind);
+      console.log(line(`  ${kind} as trained`, '1.0', figures(set, '1.0')));
+      console.log(line(`  ${kind} chosen`, chosen, figures(set, chosen)));
+    }
+  }
 }

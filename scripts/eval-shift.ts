@@ -51,6 +51,8 @@
  * `--learn-dump FILE` also writes each photo's first look and turned view for replaying other decision rules offline
  * (scripts/replay-turn-rules.ts). `--tta-dump FILE` (with `--heads`) writes, instead of scoring, the head's
  * probabilities on test-time views of each served input (mirror, zoomed in and out) for scripts/replay-tta.ts.
+ * `--probs-dump FILE` also writes each column's answers, as served, at a range of softmax temperatures, for
+ * scripts/calibrate.ts `--shift FILE` (scripts/lib/probs-dump.ts).
  * `@oracle` turns each turned kind's composite back by its true angle before serving (the upright step's best
  * case); `--turn-report` logs, per turned kind, how the step's turns compare with the true ones and the accuracy
  * in each group (left alone, within 5°, 5–15°, 15–30°, wrong by more).
@@ -62,7 +64,7 @@
  *
  * Heavy (a few minutes on 2 cores with onnxruntime): run it with `nice -n 10` on shared machines.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -81,6 +83,7 @@ import { decodePixels } from '../plugins/vision/lib/input.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
 import { fuzzyGroups, groupSplit } from '../plugins/vision/lib/split.ts';
 import { trainHead } from '../plugins/vision/lib/train.ts';
+import { dumpAnswer } from './lib/probs-dump.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -104,6 +107,7 @@ const { values: args } = parseArgs({
     'learn-confidence': { type: 'string' },
     'learn-dump': { type: 'string' },
     'tta-dump': { type: 'string' },
+    'probs-dump': { type: 'string' },
     'concat-backbone': { type: 'string' },
   },
 });
@@ -117,6 +121,8 @@ if (args['brand-head'] !== 'linear' && args['brand-head'] !== 'mlp') {
 }
 const backboneName = args.backbone!;
 if (!isBackboneName(backboneName)) throw new Error(`unknown backbone ${backboneName}`);
+// --probs-dump appends per column: start the file empty so one run's answers are not mixed with another's.
+if (args['probs-dump']) writeFileSync(args['probs-dump'], '');
 const seed = Number(args.seed);
 const sceneCopies = Number(args['scene-copies']);
 const log = (m: string): void => console.error(`[eval-shift] ${m}`);
@@ -632,6 +638,10 @@ for (const task of (['hype', 'brand'] as const).filter((t) => args.tasks!.split(
       const truth = test.map((it) => it.row[task]!);
       const wholes = emb.map((e, i) => predictHead(head, e, mirror ? [mirrorEmb![i]!] : []));
       const found = shoeFounds.get(`${serveKey}|${kind}`) ?? [];
+      if (args['probs-dump']) {
+        const lines = emb.map((e, i) => dumpAnswer(head, e, mirror ? [mirrorEmb![i]!] : [], { task, fold: kind, source: test[i]!.row.source ?? '', truth: truth[i]!, noShoe: found[i] === false }));
+        appendFileSync(args['probs-dump'], `${lines.join('\n')}\n`);
+      }
       // As serving decides (plugins/vision/index.ts, service.ts `describe`): the whole view's verdicts.
       const noShoe = wholes.filter((w, i) => w.ood.outside || found[i] === false).length / Math.max(1, wholes.length);
       const lowConfidence = wholes.filter((w, i) => w.lowConfidence || found[i] === false).length / Math.max(1, wholes.length);

@@ -39,6 +39,7 @@ import { angleFileKey, angleFileName, loadAngleModel, makeTurner, shippedAngleMo
 import { DEFAULT_LOCALISER_DIR } from '../plugins/vision/lib/localise.ts';
 import { denseForward, headInput, predictHead, probabilitiesFromLogits, topLabel, type FeatureSpec, type HeadModel } from '../plugins/vision/lib/head.ts';
 import { labelsOf, type Task } from '../plugins/vision/lib/labels.ts';
+import { DUMP_TEMPERATURES, dumpAnswer } from './lib/probs-dump.ts';
 import { bootstrapInterval, classificationReport, formatRange, formatReport, type BootstrapInterval, type ClassificationReport } from '../plugins/vision/lib/metrics.ts';
 import { fuzzyGroups, groupSplit, leaveOneSourceOut } from '../plugins/vision/lib/split.ts';
 import { trainHead, type TrainHeadOptions } from '../plugins/vision/lib/train.ts';
@@ -474,22 +475,9 @@ function report(task: Task, head: HeadModel, test: number[], X: readonly Float32
   return { rep: classificationReport(test.map((i) => items[i]!.row[task]!), preds.map((p) => p.label), labelsOf(task)), preds };
 }
 
-/** The softmax temperatures `--probs-dump` answers at (1 = the heads as trained). */
-const DUMP_TEMPERATURES = Array.from({ length: 36 }, (_, k) => Math.round((0.5 + k * 0.1) * 10) / 10);
-
-/**
- * `--probs-dump FILE`, for a calibration study (scripts/calibrate.ts): appends one JSON line per test photo of the
- * held-out side and of each left-out source, with the head's answer as served at each softmax temperature of
- * {@link DUMP_TEMPERATURES}. The whole answer is dumped, not the logits, because brand's open-set share in `other`
- * is computed from the softmax, so a temperature cannot be applied afterwards.
- */
+/** `--probs-dump FILE`: appends the test photos' answers at a range of temperatures (scripts/lib/probs-dump.ts). */
 function dumpProbabilities(task: Task, head: HeadModel, test: number[], X: readonly Float32Array[], mirror: boolean, fold: string): void {
-  const lines = test.map((i) => {
-    const views = mirror ? [xFlip![i]!] : [];
-    const outside = predictHead(head, X[i]!, views).ood.outside;
-    const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t) => [t.toFixed(1), predictHead({ ...head, temperature: t }, X[i]!, views).probabilities]));
-    return JSON.stringify({ task, fold, source: items[i]!.row.source ?? '', truth: items[i]!.row[task], minConfidence: head.minConfidence, outside, probs });
-  });
+  const lines = test.map((i) => dumpAnswer(head, X[i]!, mirror ? [xFlip![i]!] : [], { task, fold, source: items[i]!.row.source ?? '', truth: items[i]!.row[task]! }));
   appendFileSync(path.resolve(args['probs-dump']!), `${lines.join('\n')}\n`);
   log(`${task} ${fold}: ${test.length} answers at ${DUMP_TEMPERATURES.length} temperatures dumped to ${args['probs-dump']}`);
 }
