@@ -10,7 +10,8 @@
  * show what the chosen temperature costs or buys on the training sources' own kind of photo.
  *
  * Prints, per task: each set at the heads' temperature (1) and at the chosen one (accuracy, mean stated confidence,
- * ECE, log-loss, Brier, the share marked low confidence and the accuracy of the rest). `--shift FILE` (from
+ * ECE, log-loss, Brier, the share marked low confidence and the accuracy of the rest), and what each low-confidence
+ * threshold (the head's `minConfidence`, 0.5–0.9) would mark on each set. `--shift FILE` (from
  * `eval-shift --heads DIR --probs-dump FILE`, DIR holding heads of the same recipe, e.g. the shipped ones) adds the same
  * figures per background-shift column: the held-out photos pasted on grey walls, floors and shelves, tilted, worn, in
  * pairs. `--apply` writes the given
@@ -67,10 +68,10 @@ interface Figures {
   readonly unwarnedAccuracy: number;
 }
 
-function figures(set: readonly Row[], t: string): Figures {
+function figures(set: readonly Row[], t: string, minConfidence?: number): Figures {
   const answers = set.map((r) => r.probs[t]!);
   const c = calibrationReport(set.map((r) => r.truth), answers);
-  const warned = set.map((r, i) => r.outside || top(answers[i]!).p < r.minConfidence);
+  const warned = set.map((r, i) => r.outside || top(answers[i]!).p < (minConfidence ?? r.minConfidence));
   const kept = set.map((r, i) => (warned[i] ? -1 : i)).filter((i) => i >= 0);
   return {
     n: set.length,
@@ -126,6 +127,20 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
     console.log(line(`  ${f} nested`, t, b));
   });
   console.log(`  mean log-loss over the left-out sources: as trained ${before.toFixed(3)}, nested ${after.toFixed(3)}`);
+  // The warning's threshold (the head's minConfidence) is the other lever: at the chosen temperature and at 1, what
+  // share each threshold marks and how often the unmarked answers are right, on every set.
+  console.log('\nthe low-confidence threshold: share warned / accuracy of the unwarned answers');
+  const sets: [string, readonly Row[]][] = [['held-out', held], ...folds.map((f, k): [string, readonly Row[]] => [f, foldRows[k]!])];
+  console.log(`  ${'T'.padEnd(4)} ${'minConf'.padEnd(8)} ${sets.map(([name]) => name.padStart(17)).join(' ')}`);
+  for (const t of [...new Set(['1.0', chosen])]) {
+    for (const m of [0.5, 0.6, 0.7, 0.8, 0.9]) {
+      const cells = sets.map(([, set]) => {
+        const f = figures(set, t, m);
+        return `${pct(f.warned)} / ${pct(f.unwarnedAccuracy)}`.padStart(17);
+      });
+      console.log(`  ${t.padEnd(4)} ${m.toFixed(1).padEnd(8)} ${cells.join(' ')}`);
+    }
+  }
   const shifted = shiftRows.filter((r) => r.task === task);
   if (shifted.length > 0) {
     console.log('\nthe held-out photos on shifted backgrounds (--shift; heads of the same recipe):');
