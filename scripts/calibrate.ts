@@ -1,5 +1,5 @@
 /**
- * `npx tsx scripts/calibrate.ts <probs.jsonl> [--shift shift.jsonl]` (or `--apply hype=1.7,brand=1.2 --heads DIR`): a softmax-temperature study on
+ * `npx tsx scripts/calibrate.ts <probs.jsonl> [--shift shift.jsonl [--choose-on shift]]` (or `--apply hype=1.7,brand=1.2 --heads DIR`): a softmax-temperature study on
  * what `npm run train:defaults -- … --probs-dump FILE` wrote (every held-out and left-out-source answer, as served, at
  * temperatures 0.5–4.0).
  *
@@ -14,7 +14,9 @@
  * threshold (the head's `minConfidence`, 0.5–0.9) would mark on each set. `--shift FILE` (from
  * `eval-shift --heads DIR --probs-dump FILE`, DIR holding heads of the same recipe, e.g. the shipped ones) adds the same
  * figures per background-shift column: the held-out photos pasted on grey walls, floors and shelves, tilted, worn, in
- * pairs. `--apply` writes the given
+ * pairs. `--choose-on shift` chooses the temperature on those columns (the clean one left out) instead of on the
+ * left-out sources: with three sources, one of them failing, the left-out choice can sit at an end of the range
+ * (assets/models/README.md "Calibration" says why the shipped hype head uses it). `--apply` writes the given
  * temperatures into DIR's `<task>.head.json` files (nothing else changes).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,8 @@ import { calibrationReport } from '../engine/ml/calibration.ts';
 
 type Row = DumpedAnswer;
 
-const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { apply: { type: 'string' }, heads: { type: 'string' }, shift: { type: 'string' } } });
+const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { apply: { type: 'string' }, heads: { type: 'string' }, shift: { type: 'string' }, 'choose-on': { type: 'string', default: 'loso' } } });
+if (args['choose-on'] !== 'loso' && args['choose-on'] !== 'shift') throw new Error(`--choose-on is loso or shift, not ${args['choose-on']}`);
 if (args.apply) {
   if (!args.heads) throw new Error('--apply needs --heads DIR (the folder holding hype.head.json and brand.head.json)');
   for (const pair of args.apply.split(',')) {
@@ -106,13 +109,22 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
   const folds = [...new Set(mine.map((r) => r.fold))].filter((f) => f !== 'held-out');
   const foldRows = folds.map((f) => mine.filter((r) => r.fold === f));
   console.log(`\n## ${task}`);
-  const chosen = choose(foldRows);
-  console.log(`temperature chosen on the left-out sources (${folds.join(', ')}; each counts once): ${chosen}`);
+  const shifted = shiftRows.filter((r) => r.task === task);
+  const kinds = [...new Set(shifted.map((r) => r.fold))];
+  // The shifted columns minus the clean one: the held-out photos on other backgrounds, tilted, worn, in pairs.
+  const shiftSets = kinds.filter((k) => k !== 'clean').map((k) => shifted.filter((r) => r.fold === k));
+  if (args['choose-on'] === 'shift' && shiftSets.length === 0) throw new Error(`--choose-on shift needs --shift rows for ${task}`);
+  const onLoso = choose(foldRows);
+  const onShift = shiftSets.length > 0 ? choose(shiftSets) : undefined;
+  const chosen = args['choose-on'] === 'shift' ? onShift! : onLoso;
+  console.log(`temperature chosen on the left-out sources (${folds.join(', ')}; each counts once): ${onLoso}`);
+  if (onShift) console.log(`temperature chosen on the shifted columns (${kinds.filter((k) => k !== 'clean').join(', ')}; each counts once): ${onShift}`);
+  console.log(`the temperature used below (--choose-on ${args['choose-on']}): ${chosen}`);
   console.log(`temperature the held-out photos themselves would choose (for reference only): ${choose([held])}`);
   for (const f of folds) console.log(`  ${f} alone would choose ${choose([mine.filter((r) => r.fold === f)])}`);
   console.log('\nheld-out photos (never used to choose):');
   console.log(line('  as trained', '1.0', figures(held, '1.0')));
-  console.log(line('  chosen on left-out', chosen, figures(held, chosen)));
+  console.log(line('  chosen', chosen, figures(held, chosen)));
   console.log('\neach left-out source, at the temperature the other sources choose (nested):');
   let before = 0;
   let after = 0;
@@ -125,6 +137,7 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
     after += b.nll / folds.length;
     console.log(line(`  ${f} as trained`, '1.0', a));
     console.log(line(`  ${f} nested`, t, b));
+    if (chosen !== t) console.log(line(`  ${f} chosen`, chosen, figures(foldRows[k]!, chosen)));
   });
   console.log(`  mean log-loss over the left-out sources: as trained ${before.toFixed(3)}, nested ${after.toFixed(3)}`);
   // The warning's threshold (the head's minConfidence) is the other lever: at the chosen temperature and at 1, what
@@ -141,10 +154,9 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
       console.log(`  ${t.padEnd(4)} ${m.toFixed(1).padEnd(8)} ${cells.join(' ')}`);
     }
   }
-  const shifted = shiftRows.filter((r) => r.task === task);
   if (shifted.length > 0) {
     console.log('\nthe held-out photos on shifted backgrounds (--shift; heads of the same recipe):');
-    for (const kind of [...new Set(shifted.map((r) => r.fold))]) {
+    for (const kind of kinds) {
       const set = shifted.filter((r) => r.fold === kind);
       console.log(line(`  ${kind} as trained`, '1.0', figures(set, '1.0')));
       console.log(line(`  ${kind} chosen`, chosen, figures(set, chosen)));
