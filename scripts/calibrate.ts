@@ -24,6 +24,7 @@ import type { DumpedAnswer } from './lib/probs-dump.ts';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { calibrationReport } from '../engine/ml/calibration.ts';
+import { topLabel } from '../engine/ml/head.ts';
 
 type Row = DumpedAnswer;
 
@@ -53,13 +54,6 @@ const rows = read(file);
 const shiftRows = args.shift ? read(args.shift) : [];
 const temps = Object.keys(rows[0]!.probs);
 
-function top(p: Readonly<Record<string, number>>): { label: string; p: number } {
-  let label = '';
-  let best = -1;
-  for (const [l, q] of Object.entries(p)) if (q > best) [label, best] = [l, q];
-  return { label, p: best };
-}
-
 interface Figures {
   readonly n: number;
   readonly accuracy: number;
@@ -74,7 +68,7 @@ interface Figures {
 function figures(set: readonly Row[], t: string, minConfidence?: number): Figures {
   const answers = set.map((r) => r.probs[t]!);
   const c = calibrationReport(set.map((r) => r.truth), answers);
-  const warned = set.map((r, i) => r.outside || top(answers[i]!).p < (minConfidence ?? r.minConfidence));
+  const warned = set.map((r, i) => r.outside || topLabel(answers[i]!).confidence < (minConfidence ?? r.minConfidence));
   const kept = set.map((r, i) => (warned[i] ? -1 : i)).filter((i) => i >= 0);
   return {
     n: set.length,
@@ -84,7 +78,7 @@ function figures(set: readonly Row[], t: string, minConfidence?: number): Figure
     nll: c.nll,
     brier: c.brier,
     warned: warned.filter(Boolean).length / set.length,
-    unwarnedAccuracy: kept.length > 0 ? kept.filter((i) => top(answers[i]!).label === set[i]!.truth).length / kept.length : NaN,
+    unwarnedAccuracy: kept.length > 0 ? kept.filter((i) => topLabel(answers[i]!).label === set[i]!.truth).length / kept.length : NaN,
   };
 }
 

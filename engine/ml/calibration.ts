@@ -4,6 +4,7 @@
  * beside the classification report, and scripts/calibrate.ts uses them to choose a head's softmax temperature.
  * Plain numbers, no tfjs.
  */
+import { topLabel } from './head.ts';
 
 /** One confidence bin of a reliability diagram. */
 export interface ReliabilityBin {
@@ -34,19 +35,6 @@ export interface CalibrationReport {
   readonly bins: readonly ReliabilityBin[];
 }
 
-/** The first label with the highest probability (insertion order breaks ties, as serving's `topLabel`). */
-function top(probabilities: Readonly<Record<string, number>>): { label: string; p: number } {
-  let label = '';
-  let p = -1;
-  for (const [l, q] of Object.entries(probabilities)) {
-    if (q > p) {
-      p = q;
-      label = l;
-    }
-  }
-  return { label, p };
-}
-
 /**
  * Calibration of answers `probabilities[i]` (label → probability) against `truth[i]`, over `binCount` equal-width
  * confidence bins on [0, 1]. A true label missing from an answer has probability 0 there.
@@ -62,7 +50,8 @@ export function calibrationReport(truth: readonly string[], probabilities: reado
   let right = 0;
   truth.forEach((t, i) => {
     const probs = probabilities[i]!;
-    const { label, p } = top(probs);
+    // The answer serving gives: the first label with the highest probability.
+    const { label, confidence: p } = topLabel(probs);
     const ok = label === t ? 1 : 0;
     const b = Math.min(binCount - 1, Math.max(0, Math.floor(p * binCount)));
     sums[b]!.n++;

@@ -2,12 +2,24 @@
  * The vision plugin's pictures (PNG via @napi-rs/canvas): the confusion matrix and reliability diagram of `evaluate`, the labelled
  * thumbnail strip of `similar`, and a caption band under explanation overlays.
  */
-import { createCanvas, loadImage, type SKRSContext2D } from '@napi-rs/canvas';
+import { createCanvas, loadImage, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
 import { encodePng } from '../../../engine/ml/cam.ts';
 import type { ReliabilityBin } from '../../../engine/ml/calibration.ts';
 
 const FONT = 'DejaVu Sans, sans-serif';
+
+/** A white canvas with a bold title line, the start of every chart here. */
+function titledCanvas(width: number, height: number, title: string): { canvas: Canvas; g: SKRSContext2D } {
+  const canvas = createCanvas(width, height);
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, width, height);
+  g.fillStyle = '#111111';
+  g.font = `bold 16px ${FONT}`;
+  g.fillText(title, 12, 24);
+  return { canvas, g };
+}
 
 /** A confusion matrix as a heat-coloured grid with counts and row-normalised shading. */
 export async function renderConfusionMatrix(labels: readonly string[], matrix: readonly (readonly number[])[], title: string): Promise<Buffer> {
@@ -16,13 +28,7 @@ export async function renderConfusionMatrix(labels: readonly string[], matrix: r
   const top = 70;
   const width = left + cell * labels.length + 30;
   const height = top + cell * labels.length + 60;
-  const canvas = createCanvas(width, height);
-  const g = canvas.getContext('2d');
-  g.fillStyle = '#ffffff';
-  g.fillRect(0, 0, width, height);
-  g.fillStyle = '#111111';
-  g.font = `bold 16px ${FONT}`;
-  g.fillText(title, 12, 24);
+  const { canvas, g } = titledCanvas(width, height, title);
   g.font = `12px ${FONT}`;
   g.fillText('predicted →', left, top - 30);
   g.save();
@@ -64,13 +70,7 @@ export async function renderReliability(bins: readonly ReliabilityBin[], title: 
   const plot = 360;
   const width = left + plot + 30;
   const height = top + plot + 56;
-  const canvas = createCanvas(width, height);
-  const g = canvas.getContext('2d');
-  g.fillStyle = '#ffffff';
-  g.fillRect(0, 0, width, height);
-  g.fillStyle = '#111111';
-  g.font = `bold 16px ${FONT}`;
-  g.fillText(title, 12, 24);
+  const { canvas, g } = titledCanvas(width, height, title);
   g.font = `12px ${FONT}`;
   g.fillText(subtitle, 12, 46);
   g.font = `11px ${FONT}`;
