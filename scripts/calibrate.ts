@@ -108,6 +108,7 @@ for (const task of [...new Set(rows.map((r) => r.task))]) {
   // The shifted columns minus the clean one: the held-out photos on other backgrounds, tilted, worn, in pairs.
   const shiftSets = kinds.filter((k) => k !== 'clean').map((k) => shifted.filter((r) => r.fold === k));
   if (args['choose-on'] === 'shift' && shiftSets.length === 0) throw new Error(`--choose-on shift needs --shift rows for ${task}`);
+  if (folds.length === 0) throw new Error(`${file} has no left-out-source answers for ${task}: dump them with train:defaults --probs-dump (LOSO runs by default)`);
   const onLoso = choose(foldRows);
   const onShift = shiftSets.length > 0 ? choose(shiftSets) : undefined;
   const chosen = args['choose-on'] === 'shift' ? onShift! : onLoso;
