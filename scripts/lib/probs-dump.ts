@@ -5,7 +5,7 @@
  * The whole answer is dumped, not the logits, because brand's open-set share in `other` is computed from the softmax,
  * so a temperature cannot be applied afterwards.
  */
-import { predictHead, type HeadModel } from '../../plugins/vision/lib/head.ts';
+import { headProbabilities, predictHead, type HeadModel } from '../../plugins/vision/lib/head.ts';
 
 /** The softmax temperatures answered at (1 = the head as trained). */
 export const DUMP_TEMPERATURES: readonly number[] = Array.from({ length: 36 }, (_, k) => Math.round((0.5 + k * 0.1) * 10) / 10);
@@ -26,7 +26,8 @@ export interface DumpedAnswer {
 /** The dump line of one photo: `views` as serving passes them (the mirror for a `tta: 'mirror'` head). */
 export function dumpAnswer(head: HeadModel, embedding: ArrayLike<number>, views: readonly ArrayLike<number>[], meta: { task: string; fold: string; source: string; truth: string; noShoe?: boolean }): string {
   const outside = predictHead(head, embedding, views).ood.outside || meta.noShoe === true;
-  const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t) => [t.toFixed(1), predictHead({ ...head, temperature: t }, embedding, views).probabilities]));
+  // Only the probabilities depend on the temperature: the out-of-distribution check above is done once.
+  const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t) => [t.toFixed(1), headProbabilities({ ...head, temperature: t }, embedding, views)]));
   const answer: DumpedAnswer = { task: meta.task, fold: meta.fold, source: meta.source, truth: meta.truth, minConfidence: head.minConfidence, outside, probs };
   return JSON.stringify(answer);
 }
