@@ -2,6 +2,7 @@
  * How far a classifier's stated probabilities can be taken at their word: the reliability of its top answer
  * (expected calibration error over confidence bins), the log-loss and the Brier score. `evaluate` reports them
  * beside the classification report, and scripts/calibrate.ts uses them to choose a head's softmax temperature.
+ * `fitTemperature` chooses a softmax temperature on a validation set (the moderators' `train` command).
  * Plain numbers, no tfjs.
  */
 import { topLabel } from './head.ts';
@@ -68,4 +69,37 @@ export function calibrationReport(truth: readonly string[], probabilities: reado
   const bins = sums.map((s, b) => ({ lo: b / binCount, hi: (b + 1) / binCount, n: s.n, confidence: s.n > 0 ? s.conf / s.n : null, accuracy: s.n > 0 ? s.right / s.n : null }));
   const ece = n === 0 ? NaN : sums.reduce((e, s) => (s.n > 0 ? e + (s.n / n) * Math.abs(s.right / s.n - s.conf / s.n) : e), 0);
   return { n, ece, meanConfidence: n > 0 ? conf / n : NaN, accuracy: n > 0 ? right / n : NaN, nll: n > 0 ? nll / n : NaN, brier: n > 0 ? brier / n : NaN, bins };
+}
+
+/** Softmax temperatures 0.5–4.0 in steps of 0.1: the grid a head's temperature is chosen on (1 = as trained). */
+export const TEMPERATURE_GRID: readonly number[] = Array.from({ length: 36 }, (_, k) => Math.round((0.5 + k * 0.1) * 10) / 10);
+
+/** A temperature chosen on a set of answers. */
+export interface TemperatureFit {
+  readonly temperature: number;
+  /** Mean log-loss of the answers at that temperature. */
+  readonly nll: number;
+}
+
+/**
+ * The temperature of `temperatures` whose answers have the lowest mean log-loss against `truth` (the first of equals,
+ * so an ascending grid prefers the gentler change). `answers[i][k]` is item i's answer at `temperatures[k]`
+ * (as engine/ml/head.ts `headProbabilitiesAt` gives them). Log-loss, not ECE, because it is what a temperature fits exactly
+ * (one parameter, a smooth loss) and it does not depend on a choice of bins.
+ */
+export function fitTemperature(truth: readonly string[], answers: readonly (readonly Readonly<Record<string, number>>[])[], temperatures: readonly number[]): TemperatureFit {
+  if (truth.length === 0 || truth.length !== answers.length) throw new Error(`fitTemperature needs one answer list per item (${truth.length} items, ${answers.length} answer lists)`);
+  let best: TemperatureFit | undefined;
+  temperatures.forEach((temperature, k) => {
+    let nll = 0;
+    truth.forEach((t, i) => {
+      const p = answers[i]![k];
+      if (!p) throw new Error(`item ${i} has no answer at temperature ${temperature}`);
+      nll -= Math.log(Math.max(p[t] ?? 0, 1e-12));
+    });
+    nll /= truth.length;
+    if (!best || nll < best.nll) best = { temperature, nll };
+  });
+  if (!best) throw new Error('fitTemperature needs at least one temperature');
+  return best;
 }

@@ -204,11 +204,6 @@ function openSetOther(head: HeadModel, unit: Float32Array, probs: readonly numbe
   return Math.min(1, Math.max(0, pOther));
 }
 
-/** One view's probabilities over the task's full label set (brand: with the open-set share in `other`). */
-function oneView(head: HeadModel, embedding: ArrayLike<number>): Record<string, number> {
-  return probabilitiesFromLogits(head, denseForward(head.layers, headInput(head, embedding)), embedding);
-}
-
 /**
  * One view's probabilities from the head's logits for it (`embedding`: that view's raw embedding, for the brand
  * open-set share). The mean of several fits' logits through here is what a seed ensemble laid side by side answers
@@ -239,12 +234,23 @@ export function probabilitiesFromLogits(head: HeadModel, logits: ArrayLike<numbe
  * `tta: 'mirror'` head); the answer is the mean of all views' probabilities.
  */
 export function headProbabilities(head: HeadModel, embedding: ArrayLike<number>, views: readonly ArrayLike<number>[] = []): Record<string, number> {
-  const full = oneView(head, embedding);
-  if (views.length > 0) {
-    const each = views.map((v) => oneView(head, v));
-    for (const l of Object.keys(full)) full[l] = (full[l]! + each.reduce((s, p) => s + (p[l] ?? 0), 0)) / (1 + views.length);
-  }
-  return full;
+  return headProbabilitiesAt(head, embedding, views, [head.temperature])[0]!;
+}
+
+/**
+ * {@link headProbabilities} at each of `temperatures` (the head's own is ignored), one answer per temperature. The
+ * dense layers run once per view: only the softmax and the open-set share depend on the temperature, so choosing a
+ * temperature over a grid costs one forward pass per photo, not one per grid point.
+ */
+export function headProbabilitiesAt(head: HeadModel, embedding: ArrayLike<number>, views: readonly ArrayLike<number>[], temperatures: readonly number[]): Record<string, number>[] {
+  const all = [embedding, ...views];
+  const logits = all.map((v) => denseForward(head.layers, headInput(head, v)));
+  return temperatures.map((temperature) => {
+    const at = { ...head, temperature };
+    const [full, ...rest] = all.map((v, i) => probabilitiesFromLogits(at, logits[i]!, v));
+    if (rest.length > 0) for (const l of Object.keys(full!)) full![l] = (full![l]! + rest.reduce((s, p) => s + (p[l] ?? 0), 0)) / all.length;
+    return full!;
+  });
 }
 
 /** The predicted label: the first label with the highest probability (insertion order breaks ties). */

@@ -20,7 +20,7 @@ import { modelCardPng } from './lib/charts.ts';
 import { conflictRuleSchema, type ConflictRule } from './lib/data.ts';
 import type { GateDecision } from './lib/gate.ts';
 import { bootstrapInterval, formatRange, type BootstrapInterval, type Evaluation } from './lib/metrics.ts';
-import { nuisanceSchema, ttaSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
+import { nuisanceSchema, temperatureSchema, ttaSchema, type TrainingView, type TrainResult } from './lib/pipeline.ts';
 import type { ModelRegistry } from './lib/registry.ts';
 import { searchSpace, type TuneResult } from './jobs.ts';
 
@@ -75,6 +75,14 @@ function ttaLine(result: TrainResult): string {
 }
 
 /** How many sources the run saw and what the source projection removed, in words. */
+/** `2.1 (fitted; test log-loss 0.52 → 0.41, ECE 0.09 → 0.04)`: the choice and what it did on the unseen test photos. */
+function temperatureLine(result: TrainResult): string {
+  const t = result.temperature;
+  const how = t.mode === 'auto' ? (t.note ? 'kept' : 'fitted') : 'set';
+  const test = t.test && t.used !== 1 ? `; test log-loss ${t.test.asTrained.nll.toFixed(2)} → ${t.test.used.nll.toFixed(2)}, ECE ${t.test.asTrained.ece.toFixed(2)} → ${t.test.used.ece.toFixed(2)}` : '';
+  return `${t.used} (${how}${test}${t.note ? `: ${t.note}` : ''})`;
+}
+
 function sourcesLine(result: TrainResult): string {
   const n = result.data.sources;
   if (result.nuisance.mode === 'none') return `${n} (no projection)`;
@@ -105,9 +113,10 @@ function trainedReply(result: TrainResult, images: ReplyImage[], extra: Record<s
       { name: 'Sources', value: sourcesLine(result), inline: true },
       { name: 'Views', value: result.views.length > 0 ? `photo + ${result.views.join(' + ')}` : 'photos only', inline: true },
       { name: 'Answers with', value: ttaLine(result), inline: true },
+      { name: 'Temperature', value: temperatureLine(result), inline: true },
     ],
     images,
-    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, ...(interval ? { interval } : {}), resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, tta: result.tta, ...extra },
+    data: { job: result.job, model: result.model, decision: d, metrics: result.metrics, ...(interval ? { interval } : {}), resumedFromEpoch: result.resumedFromEpoch, nuisance: result.nuisance, views: result.views, tta: result.tta, temperature: result.temperature, ...extra },
     color: d.promote ? 0x16a34a : 0xca8a04,
   });
 }
@@ -137,6 +146,8 @@ const viewsOption = z
 
 const ttaOption = ttaSchema.describe('mirror: answer from photo + mirror (brand default); none: photo alone; auto: validation picks');
 
+const temperatureOption = temperatureSchema.describe('Softmax temperature: auto fits it on validation photos (default, never below 1), or a number');
+
 const nuisanceOption = nuisanceSchema.describe('source: remove what tells sources apart within a class (default); none: fit the embeddings as they are');
 
 /** `a,b` → `['a', 'b']`; none → every dataset (`[]`). */
@@ -157,6 +168,7 @@ export const trainCommand = defineCommand({
       nuisance: nuisanceOption,
       views: viewsOption,
       tta: ttaOption,
+      temperature: temperatureOption,
       seed: z.number().int().min(0).max(2 ** 31 - 1).optional().describe('Seed of the split and the weights (default 42): same data and seed, same model'),
     })
     .strict(),
@@ -175,6 +187,7 @@ export const trainCommand = defineCommand({
         nuisance: input.nuisance,
         views: [...VIEW_SETS[input.views]],
         ...(input.tta !== undefined ? { tta: input.tta } : {}),
+        temperature: input.temperature,
         ...(input.seed !== undefined ? { seed: input.seed } : {}),
         conflictRule: conflictRule(),
         requestedBy: ctx.caller.id,
@@ -434,6 +447,7 @@ export const tuneCommand = defineCommand({
       nuisance: nuisanceOption,
       views: viewsOption,
       tta: ttaOption,
+      temperature: temperatureOption,
     })
     .strict(),
   permissions: 'moderator',
@@ -459,7 +473,8 @@ export const tuneCommand = defineCommand({
     }));
     // Each trial scores its validation photos with the view train would choose for it (the same --tta), so the
     // search ranks configurations as they would answer; the parent then trains the best one the same way.
-    const parentData = { ...common, tuneId, trials: input.trials, seed: input.seed, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
+    // The temperature is chosen once, for the trained best (it cannot change a hype label, and trials rank by labels).
+    const parentData = { ...common, tuneId, trials: input.trials, seed: input.seed, temperature: input.temperature, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
     let parent: JobInfo;
     if (typeof runner.enqueueFlow === 'function') {
       parent = (await runner.enqueueFlow({ name: 'training.tune', data: parentData, options: { ...enqueueOptions(ctx), jobId: tuneId }, children })).parent;

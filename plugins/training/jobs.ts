@@ -14,6 +14,7 @@ import {
   headParams,
   headParamsSchema,
   nuisanceSchema,
+  temperatureSchema,
   ttaSchema,
   defaultTta,
   prepareRun,
@@ -146,6 +147,7 @@ export const tuneJobSchema = z
     nuisance: nuisanceSchema,
     views: viewsSchema,
     tta: ttaSchema,
+    temperature: temperatureSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
   })
@@ -193,6 +195,7 @@ export const tuneJob = defineJob({
         nuisance: data.nuisance,
         views: data.views,
         ...(data.tta !== undefined ? { tta: data.tta } : {}),
+        temperature: data.temperature,
         requestedBy: data.requestedBy,
         ...(data.guildId !== undefined ? { guildId: data.guildId } : {}),
         // A search proposes; a moderator (or the next regular run) promotes.

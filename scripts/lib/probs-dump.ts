@@ -5,10 +5,12 @@
  * The whole answer is dumped, not the logits, because brand's open-set share in `other` is computed from the softmax,
  * so a temperature cannot be applied afterwards.
  */
-import { headProbabilities, predictHead, type HeadModel } from '../../plugins/vision/lib/head.ts';
+import { TEMPERATURE_GRID } from '../../engine/ml/calibration.ts';
+import { headProbabilitiesAt } from '../../engine/ml/head.ts';
+import { predictHead, type HeadModel } from '../../plugins/vision/lib/head.ts';
 
 /** The softmax temperatures answered at (1 = the head as trained). */
-export const DUMP_TEMPERATURES: readonly number[] = Array.from({ length: 36 }, (_, k) => Math.round((0.5 + k * 0.1) * 10) / 10);
+export const DUMP_TEMPERATURES: readonly number[] = TEMPERATURE_GRID;
 
 /** One dumped answer. `fold`: which set the photo belongs to (`held-out`, a left-out source, or a shift column). */
 export interface DumpedAnswer {
@@ -26,8 +28,9 @@ export interface DumpedAnswer {
 /** The dump line of one photo: `views` as serving passes them (the mirror for a `tta: 'mirror'` head). */
 export function dumpAnswer(head: HeadModel, embedding: ArrayLike<number>, views: readonly ArrayLike<number>[], meta: { task: string; fold: string; source: string; truth: string; noShoe?: boolean }): string {
   const outside = predictHead(head, embedding, views).ood.outside || meta.noShoe === true;
-  // Only the probabilities depend on the temperature: the out-of-distribution check above is done once.
-  const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t) => [t.toFixed(1), headProbabilities({ ...head, temperature: t }, embedding, views)]));
+  // Only the probabilities depend on the temperature: the out-of-distribution check above and the dense layers are run once.
+  const answers = headProbabilitiesAt(head, embedding, views, DUMP_TEMPERATURES);
+  const probs = Object.fromEntries(DUMP_TEMPERATURES.map((t, k) => [t.toFixed(1), answers[k]!]));
   const answer: DumpedAnswer = { task: meta.task, fold: meta.fold, source: meta.source, truth: meta.truth, minConfidence: head.minConfidence, outside, probs };
   return JSON.stringify(answer);
 }

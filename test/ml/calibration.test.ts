@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { calibrationReport } from '../../engine/ml/calibration.ts';
+import { calibrationReport, fitTemperature, TEMPERATURE_GRID } from '../../engine/ml/calibration.ts';
+import { headModelSchema, headProbabilities, headProbabilitiesAt } from '../../engine/ml/head.ts';
 
 const hype = (p: number) => ({ hyped: p, not_hyped: 1 - p });
 
@@ -44,5 +45,49 @@ describe('calibration report', () => {
   it('GIVEN mismatched lengths or a bad bin count THEN it refuses', () => {
     expect(() => calibrationReport(['hyped'], [])).toThrow(/1 items/);
     expect(() => calibrationReport(['hyped'], [hype(0.5)], 0)).toThrow(/binCount/);
+  });
+});
+
+describe('choosing a temperature', () => {
+  // A hype head whose logits are ±ln 3 on every photo, right 3 times in 4: at temperature T it says
+  // sigmoid(2 ln 3 / T), and the log-loss is lowest where that equals 3/4, at T = 2.
+  const m = 2 * Math.log(3);
+  const truth = [...Array(18).fill('hyped'), ...Array(6).fill('not_hyped')] as string[];
+  const answers = truth.map(() => TEMPERATURE_GRID.map((t) => hype(1 / (1 + Math.exp(-m / t)))));
+
+  it('GIVEN an overconfident head THEN the grid point with the lowest log-loss is chosen: T = 2', () => {
+    const fit = fitTemperature(truth, answers, TEMPERATURE_GRID);
+    expect(fit.temperature).toBe(2);
+    expect(fit.nll).toBeCloseTo(-(0.75 * Math.log(0.75) + 0.25 * Math.log(0.25)), 9);
+    // Only the grid it is given: from 2.5 up, the nearest to 2 is chosen.
+    const upper = TEMPERATURE_GRID.filter((t) => t >= 2.5);
+    expect(fitTemperature(truth, answers.map((a) => a.slice(TEMPERATURE_GRID.indexOf(2.5))), upper).temperature).toBe(2.5);
+    expect(() => fitTemperature([], [], TEMPERATURE_GRID)).toThrow(/one answer list per item/);
+  });
+
+  it('GIVEN a head with an open-set brand share and a mirror view THEN the answers at each temperature are what serving answers at it', () => {
+    const head = headModelSchema.parse({
+      format: 'solescope-head',
+      version: 1,
+      id: 'open-set',
+      task: 'brand',
+      labels: ['jordan', 'nike', 'adidas'],
+      backbone: 'synthetic',
+      prepVersion: 'test',
+      features: { trim: false, flipAverage: false, l2: true },
+      standardise: { mean: [0, 0, 0], std: [1, 1, 1] },
+      layers: [{ inputs: 3, units: 3, kernel: [3, 0, 0, 0, 3, 0, 0, 0, 3], bias: [0, 0, 0], activation: 'linear' }],
+      openSet: { centroids: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], radius: [0.1, 0.1, 0.1], spread: [0.05, 0.05, 0.05] },
+      ood: { centroids: [[1, 0, 0]], threshold: 2 },
+      seed: 1,
+      createdAt: '2026-12-07T00:00:00.000Z',
+    });
+    const photo = [0.9, 0.4, 0.1];
+    const mirror = [0.5, 0.8, 0.2];
+    const temps = [0.5, 1, 2.1, 4];
+    const at = headProbabilitiesAt(head, photo, [mirror], temps);
+    temps.forEach((t, k) => expect(at[k]).toEqual(headProbabilities({ ...head, temperature: t }, photo, [mirror])));
+    // The temperature moves the open-set share too (it weighs each class's distance by the softmax).
+    expect(at[0]!.other).not.toBeCloseTo(at[3]!.other!, 3);
   });
 });

@@ -87,6 +87,16 @@ describe('train / models commands over BullMQ', () => {
     expect(r.reply.fields?.find((f) => f.name === 'Sources')?.value).toBe('1; nothing to project');
     // No mirror rows, so brand's default test-time view falls back to auto, which has nothing to compare.
     expect(r.reply.data).toMatchObject({ tta: { mode: 'auto', used: 'none' } });
+    // The temperature is fitted on the validation photos (at least the 20 it needs) and written into the
+    // version; the test photos show what it did, at 1 and at the fitted value.
+    const temperature = (r.reply.data as { temperature: { mode: string; used: number; validation: { n: number }; test: { n: number; asTrained: { nll: number }; used: { nll: number } } } }).temperature;
+    expect(temperature.mode).toBe('auto');
+    expect(temperature.validation.n).toBeGreaterThanOrEqual(20);
+    expect(temperature.test.n).toBe(data.metrics.n);
+    expect(temperature.used).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(Buffer.from(version!.artifact).toString('utf8')).temperature).toBe(temperature.used);
+    expect(version?.params.temperature).toEqual(temperature);
+    expect(r.reply.fields?.find((f) => f.name === 'Temperature')?.value).toMatch(new RegExp(`^${temperature.used} \\(fitted`));
     expect(version?.createdBy).toBe('mod-1');
     expect(version?.dataSnapshot).toMatchObject({ task: 'brand', datasets: ['dev'], n: 120 });
 
@@ -112,13 +122,18 @@ describe('train / models commands over BullMQ', () => {
   }, 240_000);
 
   it('GIVEN train --tta mirror on a worker that cannot make mirror views THEN the version answers from the photo and the reply says why', async () => {
-    const r = await engine.invoke('train', { task: 'brand', dataset: 'dev', epochs: 5, tta: 'mirror', wait: true }, { transport: 'test', caller: moderator });
+    // The temperature as the CLI and Discord pass it: a string.
+    const r = await engine.invoke('train', { task: 'brand', dataset: 'dev', epochs: 5, tta: 'mirror', temperature: '2.5', wait: true }, { transport: 'test', caller: moderator });
     if (!r.ok) throw r.error;
-    const data = r.reply.data as { model: number; tta: unknown };
+    const data = r.reply.data as { model: number; tta: unknown; temperature: { mode: number; used: number; test: { asTrained: { nll: number }; used: { nll: number } } } };
+    expect(data.temperature).toMatchObject({ mode: 2.5, used: 2.5 });
+    expect(data.temperature.test.used.nll).not.toBe(data.temperature.test.asTrained.nll);
+    expect(r.reply.fields?.find((f) => f.name === 'Temperature')?.value).toMatch(/^2\.5 \(set; test log-loss \d\.\d\d → \d\.\d\d, ECE \d\.\d\d → \d\.\d\d\)$/);
     expect(data.tta).toEqual({ mode: 'mirror', used: 'none', note: 'this worker could not make mirror views of the validation and test photos' });
     expect(r.reply.fields?.find((f) => f.name === 'Answers with')?.value).toBe('photo alone (this worker could not make mirror views of the validation and test photos)');
     const version = await engine.services.store.models.get(data.model);
     expect(JSON.parse(Buffer.from(version!.artifact).toString('utf8')).tta).toBeUndefined();
+    expect(JSON.parse(Buffer.from(version!.artifact).toString('utf8')).temperature).toBe(2.5);
   });
 
   it('GIVEN no labelled data for the dataset THEN the job fails as BAD_INPUT without retries', async () => {

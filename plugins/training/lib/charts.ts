@@ -193,11 +193,14 @@ export function modelCardPng(card: ModelCard): Buffer {
       .map(([k, v]) => `${k}=${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
       .join(' ');
     wrap(ctx, `params: ${p}`, 20, y, 440, 17).forEach(() => (y += 17));
-    // Views and the test-time view are objects, left out above; they decide how the model sees a photo.
+    // Views, the test-time view and the temperature are objects, left out above; they decide how the model answers.
     const views = Array.isArray(card.params.views) ? card.params.views.map(String) : undefined;
     if (views) line(`training views: photo${views.map((v) => ` + ${v}`).join('')}`);
     const tta = card.params.tta as { used?: unknown } | undefined;
     if (tta && typeof tta === 'object') line(`answers with: ${tta.used === 'mirror' ? 'photo + mirror' : 'photo alone'}`);
+    const temperature = card.params.temperature as { used?: unknown; mode?: unknown; note?: unknown } | undefined;
+    const how = temperature?.mode !== 'auto' ? 'set' : temperature.note ? 'too few validation photos to fit' : 'fitted on validation photos';
+    if (temperature && typeof temperature.used === 'number') line(`softmax temperature: ${temperature.used} (${how})`);
   }
   y += 8;
   if (card.decision) {

@@ -7,7 +7,7 @@
  * products run as blocked TypeScript loops, so a worker without any backend still trains
  * (`npm run bench`, headFitRowsPerSec: `community` and `communityTypescript`).
  */
-import { headModelSchema, headProbabilities } from '../../../engine/ml/head.ts';
+import { headModelSchema, headProbabilitiesAt } from '../../../engine/ml/head.ts';
 import { foldKernel, nuisanceDirections, projectOut } from '../../../engine/ml/nuisance.ts';
 import type { Tf } from '../../../engine/ml/runtime.ts';
 
@@ -772,6 +772,10 @@ export interface LoadedHead {
    * them (engine/ml/head.ts: open-set share included); `views` are the test-time views' embeddings.
    */
   predict(embedding: Float32Array, views?: readonly Float32Array[]): number[];
+  /** {@link LoadedHead.predict} at each of `temperatures` instead of the head's own (one forward pass). */
+  predictAt(embedding: Float32Array, views: readonly Float32Array[], temperatures: readonly number[]): number[][];
+  /** The softmax temperature serving divides the logits by. */
+  readonly temperature: number;
 }
 
 /**
@@ -785,16 +789,18 @@ export function loadHead(artifact: Buffer | Uint8Array | HeadArtifact): LoadedHe
   if (!parsed.success) throw new Error(`head artifact is incomplete or invalid (${parsed.error.issues[0]?.message ?? 'invalid'})`);
   const head = parsed.data;
   const classes = head.openSet && !head.labels.includes('other') ? [...head.labels, 'other'] : [...head.labels];
+  const predictAt = (embedding: Float32Array, views: readonly Float32Array[], temperatures: readonly number[]): number[][] => {
+    if (embedding.length !== head.standardise.mean.length) throw new Error(`embedding has ${embedding.length} dims, the head expects ${head.standardise.mean.length}`);
+    return headProbabilitiesAt(head, embedding, views, temperatures).map((p) => classes.map((c) => p[c] ?? 0));
+  };
   return {
     task: head.task,
     classes,
     features: { backbone: head.backbone, prepVersion: head.prepVersion, dim: head.standardise.mean.length, l2: head.features.l2 },
     tta: head.tta,
-    predict(embedding, views = []) {
-      if (embedding.length !== head.standardise.mean.length) throw new Error(`embedding has ${embedding.length} dims, the head expects ${head.standardise.mean.length}`);
-      const p = headProbabilities(head, embedding, views);
-      return classes.map((c) => p[c] ?? 0);
-    },
+    temperature: head.temperature,
+    predict: (embedding, views = []) => predictAt(embedding, views, [head.temperature])[0]!,
+    predictAt,
   };
 }
 

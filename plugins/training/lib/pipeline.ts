@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { EngineError, type JobContext, type Store } from '../../../engine/index.ts';
+import { calibrationReport, fitTemperature, TEMPERATURE_GRID } from '../../../engine/ml/calibration.ts';
 import { getTf, type Tf } from '../../../engine/ml/runtime.ts';
 import { curvesPng } from './charts.ts';
 import { collectTrainingData, conflictRuleSchema, TASK_CLASSES, type ClassifierTask, type DataSnapshot, type LabelledItem } from './data.ts';
@@ -93,6 +94,44 @@ export interface TtaChoice {
   readonly note?: string;
 }
 
+/**
+ * The softmax temperature the version answers at: `auto` = the one of 1.0–4.0 (steps of 0.1) with the lowest log-loss
+ * on the validation photos, as served (test-time view, open-set share); a number = that temperature.
+ * `auto` never sharpens (no value below 1): validation photos come from the training sources, and on the dev set
+ * every photo farther from them (left-out sources, new backgrounds) needed a higher temperature than the training
+ * sources' own photos chose (assets/models/README.md "Calibration"), so a head made surer on its own sources would
+ * only be more overconfident elsewhere. A number may sharpen.
+ */
+export const temperatureSchema = z.union([z.literal('auto'), z.coerce.number().min(0.25).max(10)], { error: 'auto, or a number from 0.25 to 10 (e.g. 2.1)' }).default('auto');
+
+/** A run's temperature mode. */
+export type TemperatureMode = z.output<typeof temperatureSchema>;
+
+/** Validation photos below which `auto` keeps temperature 1: a log-loss on fewer moves with every photo. */
+export const MIN_TEMPERATURE_PHOTOS = 20;
+
+/** The grid `auto` chooses on: the calibration grid from 1 up (see {@link temperatureSchema}). */
+const AUTO_TEMPERATURES = TEMPERATURE_GRID.filter((t) => t >= 1);
+
+/** Log-loss and expected calibration error of a split's answers at one temperature. */
+export interface CalibrationFigures {
+  readonly nll: number;
+  readonly ece: number;
+}
+
+/** What a run decided about its softmax temperature, and what it did on the validation and test photos. */
+export interface TemperatureChoice {
+  readonly mode: TemperatureMode;
+  /** What the version answers at. */
+  readonly used: number;
+  /** The validation photos, at temperature 1 and at `used` (absent when the run had none). */
+  readonly validation?: { readonly n: number; readonly asTrained: CalibrationFigures; readonly used: CalibrationFigures };
+  /** The test photos, at temperature 1 and at `used`: how much the choice helped on photos it did not see. */
+  readonly test?: { readonly n: number; readonly asTrained: CalibrationFigures; readonly used: CalibrationFigures };
+  /** Why `auto` kept 1 (too few validation photos). */
+  readonly note?: string;
+}
+
 /** Where embeddings come from. */
 export const featureSpecSchema = z.object({ backbone: z.string().min(1).max(100), prepVersion: z.string().min(1).max(100) }).strict();
 
@@ -111,6 +150,7 @@ export const trainJobSchema = z
     nuisance: nuisanceSchema,
     views: viewsSchema,
     tta: ttaSchema,
+    temperature: temperatureSchema,
     requestedBy: z.string().min(1).max(200),
     guildId: z.string().max(100).optional(),
     autoPromote: z.boolean().default(true),
@@ -138,6 +178,8 @@ export interface TrainResult {
   readonly views: readonly TrainingView[];
   /** The test-time view the version is served with, and why (see {@link ttaSchema}). */
   readonly tta: TtaChoice;
+  /** The softmax temperature the version answers at, and why (see {@link temperatureSchema}). */
+  readonly temperature: TemperatureChoice;
 }
 
 /** Photos in the training split (its rows also hold their views). */
@@ -541,6 +583,53 @@ async function chooseTta(
   return { artifact: Buffer.from(JSON.stringify(served)), run: mirrored, tta: { mode, used: 'mirror', ...(validation ? { validation } : {}) } };
 }
 
+/** A split's answers as the head serves them (its test-time view) at each of `temperatures`: `[photo][temperature]`. */
+function answersAt(head: LoadedHead, split: EvalSplit, temperatures: readonly number[]): Record<string, number>[][] {
+  const mirror = head.tta === 'mirror';
+  return split.x.map((x, r) => head.predictAt(x, mirror && split.mirror ? [split.mirror[r]!] : [], temperatures).map((p) => Object.fromEntries(head.classes.map((c, k) => [c, p[k]!]))));
+}
+
+/** Log-loss and ECE of a split's answers at temperatures 1 and `used`. */
+function calibrationAt(head: LoadedHead, split: EvalSplit, classes: readonly string[], used: number): { n: number; asTrained: CalibrationFigures; used: CalibrationFigures } {
+  const truth = split.y.map((y) => classes[y]!);
+  const answers = answersAt(head, split, [1, used]);
+  const figures = (k: number): CalibrationFigures => {
+    const c = calibrationReport(truth, answers.map((a) => a[k]!));
+    return { nll: c.nll, ece: c.ece };
+  };
+  return { n: truth.length, asTrained: figures(0), used: figures(1) };
+}
+
+/**
+ * Decide the candidate's softmax temperature (see {@link temperatureSchema}) and write it into the artifact, after
+ * its test-time view is decided (`run` holds the mirror views when the head answers with them). The test photos
+ * never choose; their figures at 1 and at the chosen temperature say what the choice did.
+ */
+export function chooseTemperature(artifact: Buffer, run: PreparedRun, mode: TemperatureMode): { artifact: Buffer; temperature: TemperatureChoice } {
+  const head = tryLoadHead(artifact);
+  if (!head) return { artifact, temperature: { mode, used: 1, note: 'the artifact is not a head this plugin reads' } };
+  const validation = run.validation.x.length > 0 && (head.tta !== 'mirror' || run.validation.mirror) ? run.validation : undefined;
+  let used = 1;
+  let note: string | undefined;
+  if (typeof mode === 'number') used = mode;
+  else if (!validation || validation.x.length < MIN_TEMPERATURE_PHOTOS) {
+    note = `${validation?.x.length ?? 0} validation photos are too few to fit a temperature (at least ${MIN_TEMPERATURE_PHOTOS}); it answers at 1`;
+  } else {
+    used = fitTemperature(validation.y.map((y) => run.classes[y]!), answersAt(head, validation, AUTO_TEMPERATURES), AUTO_TEMPERATURES).temperature;
+  }
+  const test = run.test.x.length > 0 && (head.tta !== 'mirror' || run.test.mirror) ? run.test : undefined;
+  const choice: TemperatureChoice = {
+    mode,
+    used,
+    ...(validation ? { validation: calibrationAt(head, validation, run.classes, used) } : {}),
+    ...(test ? { test: calibrationAt(head, test, run.classes, used) } : {}),
+    ...(note ? { note } : {}),
+  };
+  const json = JSON.parse(artifact.toString('utf8')) as { meta?: Record<string, unknown> };
+  const served = { ...json, temperature: used, meta: { ...json.meta, temperature: JSON.parse(JSON.stringify(choice)) as Record<string, unknown> } };
+  return { artifact: Buffer.from(JSON.stringify(served)), temperature: choice };
+}
+
 /**
  * Validation macro-F1 of a trained head as the version would answer: the test-time view is decided exactly as
  * `train` decides it ({@link chooseTta}: a forced mirror, or `auto`'s strict comparison), then the validation
@@ -574,6 +663,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
   let resumedFromEpoch = 0;
   let artifact: Uint8Array | undefined;
   let tta: TtaChoice;
+  let temperature: TemperatureChoice;
   if (existing !== undefined) {
     // An earlier attempt registered the version and died before finishing: reuse it, don't duplicate.
     ctx.logger.info('version already registered by an earlier attempt', { model: existing });
@@ -581,6 +671,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     const record = await store.models.get(existing);
     artifact = record?.artifact;
     tta = (record?.params.tta as TtaChoice | undefined) ?? { mode: data.tta ?? defaultTta(data.task, data.views), used: tryLoadHead(artifact)?.tta ?? 'none' };
+    temperature = (record?.params.temperature as TemperatureChoice | undefined) ?? { mode: data.temperature, used: tryLoadHead(artifact)?.temperature ?? 1 };
     if (tta.used === 'mirror') run = (await withMirrorViews(store, run, ctx)) ?? run;
     metrics = (record?.metrics.test as Evaluation | undefined) ?? (evaluateArtifact(record?.artifact ?? Buffer.alloc(0), run) as Evaluation);
   } else {
@@ -589,13 +680,15 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     await ctx.progress({ stage: 'evaluating', fraction: 0.92 });
     const chosen = await chooseTta(trained.artifact, run, data.tta ?? defaultTta(data.task, run.views), ctx);
     ({ run, tta } = chosen);
-    artifact = chosen.artifact;
-    metrics = evaluateArtifact(chosen.artifact, run)!;
+    const calibrated = chooseTemperature(chosen.artifact, run, data.temperature);
+    ({ artifact, temperature } = calibrated);
+    // Scored as served: the temperature can move an answer to brand's open-set `other`.
+    metrics = evaluateArtifact(calibrated.artifact, run)!;
     const version = await store.models.create({
       task: data.task,
-      artifact: chosen.artifact,
+      artifact: calibrated.artifact,
       metrics: { test: metrics, macroF1: metrics.macroF1, accuracy: metrics.accuracy, curves: trained.curves.map((c) => ({ ...c })) } as Record<string, unknown>,
-      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(chosen.artifact), views: [...run.views], tta: JSON.parse(JSON.stringify(tta)) as Record<string, unknown>, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
+      params: { ...params, epochs: data.epochs, seed: data.seed, nuisance: data.nuisance, nuisanceDirections: directionsOf(chosen.artifact), views: [...run.views], tta: JSON.parse(JSON.stringify(tta)) as Record<string, unknown>, temperature: JSON.parse(JSON.stringify(temperature)) as Record<string, unknown>, jobId: ctx.jobId, features: run.features, ...(data.tuneId ? { tuneId: data.tuneId } : {}) },
       dataSnapshot: { ...run.snapshot, split: { train: trainPhotos(run), trainRows: run.train.x.length, validation: run.validation.x.length, test: run.test.x.length, testSize: data.testSize, seed: data.seed } },
       curvesPng: curvesPng(trained.curves, `${data.task} (job ${ctx.jobId.slice(0, 8)})`),
       createdBy: data.requestedBy,
@@ -657,5 +750,6 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     nuisance: { mode: data.nuisance, directions: directionsOf(artifact) },
     views: run.views,
     tta,
+    temperature,
   };
 }
