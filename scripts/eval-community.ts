@@ -10,7 +10,10 @@
  * `--kinds` copy of them: the shoe pasted on one of eval-shift's backgrounds (never trained on; `grey`, `floor`,
  * `busy`), `+tilt` laid diagonally 35–90° either way, with eval-shift's draws (seed 42). `--shift-every N` keeps
  * every Nth photo in the shifted copies. Rows go to `--out`/results.jsonl as they come; a markdown table of
- * accuracy and macro-F1, means over seeds, is printed at the end.
+ * accuracy and macro-F1, means over seeds, is printed at the end, and one of calibration (ECE / log-loss).
+ * `--temperatures auto,1`: the first is `train --temperature`; each further number scores the same version (same
+ * weights) answering at that temperature instead, registered as a copy, so a temperature choice is compared on
+ * photos from a source the run never saw.
  *
  * The shifted copies are PNGs under `--out` (gitignored data/tmp by default): never commit them, they are made
  * from ../shared photos. Heavy: about 5 minutes per 700 shifted photos on 2 cores for the first version scored
@@ -41,10 +44,11 @@ const { values: args } = parseArgs({
     seeds: { type: 'string', default: '1,2' },
     kinds: { type: 'string', default: 'grey+tilt,busy+tilt,floor' },
     'shift-every': { type: 'string', default: '1' },
+    temperatures: { type: 'string', default: 'auto' },
   },
 });
 if (!args.data || !args['leave-out']) {
-  console.error('usage: npx tsx scripts/eval-community.ts --data <manifest.csv> --leave-out <source> [--labels a.csv,b.csv] [--out data/tmp/community] [--tasks brand,hype] [--views mirror,mirror+turned] [--seeds 1,2] [--kinds grey+tilt,busy+tilt,floor] [--shift-every 1]');
+  console.error('usage: npx tsx scripts/eval-community.ts --data <manifest.csv> --leave-out <source> [--labels a.csv,b.csv] [--out data/tmp/community] [--tasks brand,hype] [--views mirror,mirror+turned] [--seeds 1,2] [--kinds grey+tilt,busy+tilt,floor] [--shift-every 1] [--temperatures auto,1]');
   process.exit(2);
 }
 const log = (m: string): void => console.error(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
@@ -119,6 +123,11 @@ interface Row {
   readonly n: number;
   readonly accuracy: number;
   readonly macroF1: number;
+  /** What the version answered at, and how `train` chose it (`auto`, or the number it was given). */
+  readonly temperature: number;
+  readonly temperatureMode: string;
+  readonly ece: number;
+  readonly nll: number;
 }
 const others = sources.filter((s) => s !== leftOut).join(',');
 const results = path.join(out, 'results.jsonl');
@@ -127,35 +136,50 @@ for (const task of args.tasks!.split(',')) {
   for (const views of args.views!.split(',')) {
     for (const seed of args.seeds!.split(',').map(Number)) {
       const started = Date.now();
-      const trained = await engine.invoke('train', { task, dataset: others, views, seed, wait: true }, cli);
+      const [first, ...alsoAt] = args.temperatures!.split(',');
+      const trained = await engine.invoke('train', { task, dataset: others, views, seed, temperature: first, wait: true }, cli);
       if (!trained.ok) throw trained.error;
-      const { model, views: used } = trained.reply.data as { model: number; views: string[] };
-      log(`${task} ${views} seed ${seed}: version ${model} in ${((Date.now() - started) / 1000).toFixed(0)} s (views used: ${used.join('+') || 'none'})`);
-      for (const [set, csv] of Object.entries(sets)) {
-        const e = await engine.invoke('evaluate', { task, data: csv, model: String(model) }, cli);
-        if (!e.ok) throw e.error;
-        const d = e.reply.data as { n: number; accuracy: number; macroF1: number };
-        const row: Row = { leftOut, task, views, seed, set, model, n: d.n, accuracy: d.accuracy, macroF1: d.macroF1 };
-        appendFileSync(results, JSON.stringify(row) + '\n');
-        done.push(row);
-        log(`  ${set}: n ${d.n}, accuracy ${d.accuracy.toFixed(3)}, macro-F1 ${d.macroF1.toFixed(3)}`);
+      const { model, views: used, temperature } = trained.reply.data as { model: number; views: string[]; temperature: { used: number; validation?: { n: number } } };
+      log(`${task} ${views} seed ${seed}: version ${model} in ${((Date.now() - started) / 1000).toFixed(0)} s (views used: ${used.join('+') || 'none'}; temperature ${temperature.used} on ${temperature.validation?.n ?? 0} validation photos)`);
+      // The same weights at the other temperatures: copies of the version differing only in the head file's temperature.
+      const versions = [{ model, temperature: temperature.used, mode: first! }];
+      for (const t of alsoAt) {
+        const record = (await engine.services.store.models.get(model))!;
+        const head = { ...(JSON.parse(Buffer.from(record.artifact).toString('utf8')) as Record<string, unknown>), temperature: Number(t) };
+        const copy = await engine.services.store.models.create({ task, artifact: Buffer.from(JSON.stringify(head)), metrics: {}, params: { ...record.params, copyOf: model }, dataSnapshot: record.dataSnapshot, createdBy: 'eval-community', status: 'candidate' });
+        versions.push({ model: copy.id, temperature: Number(t), mode: t });
+      }
+      for (const v of versions) {
+        for (const [set, csv] of Object.entries(sets)) {
+          const e = await engine.invoke('evaluate', { task, data: csv, model: String(v.model) }, cli);
+          if (!e.ok) throw e.error;
+          const d = e.reply.data as { n: number; accuracy: number; macroF1: number; calibration: { ece: number; nll: number } };
+          const row: Row = { leftOut, task, views, seed, set, model: v.model, n: d.n, accuracy: d.accuracy, macroF1: d.macroF1, temperature: v.temperature, temperatureMode: v.mode, ece: d.calibration.ece, nll: d.calibration.nll };
+          appendFileSync(results, JSON.stringify(row) + '\n');
+          done.push(row);
+          log(`  T=${v.temperature} (${v.mode}) ${set}: n ${d.n}, accuracy ${d.accuracy.toFixed(3)}, macro-F1 ${d.macroF1.toFixed(3)}, ECE ${d.calibration.ece.toFixed(3)}, log-loss ${d.calibration.nll.toFixed(3)}`);
+        }
       }
     }
   }
 }
 await engine.close();
 
-// Means over seeds, one line per task and views setting.
+// Means over seeds, one line per task, views setting and temperature.
 const setNames = Object.keys(sets);
-const table = [`| left out | task | views | ${setNames.map((s) => `${s} (acc / F1)`).join(' | ')} |`, `|---|---|---|${setNames.map(() => '---|').join('')}`];
+const table = [`| left out | task | views | temperature | ${setNames.map((s) => `${s} (acc / F1)`).join(' | ')} |`, `|---|---|---|---|${setNames.map(() => '---|').join('')}`];
+const calibrationTable = [`| left out | task | views | temperature | ${setNames.map((s) => `${s} (ECE / log-loss)`).join(' | ')} |`, `|---|---|---|---|${setNames.map(() => '---|').join('')}`];
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 for (const task of args.tasks!.split(',')) {
   for (const views of args.views!.split(',')) {
-    const cells = setNames.map((set) => {
-      const r = done.filter((x) => x.task === task && x.views === views && x.set === set);
-      return `${mean(r.map((x) => x.accuracy)).toFixed(3)} / ${mean(r.map((x) => x.macroF1)).toFixed(3)}`;
-    });
-    table.push(`| ${leftOut} | ${task} | ${views} | ${cells.join(' | ')} |`);
+    for (const mode of args.temperatures!.split(',')) {
+      const of = (set: string) => done.filter((x) => x.task === task && x.views === views && x.set === set && x.temperatureMode === mode);
+      // `auto` can choose differently per seed: the label gives the values chosen.
+      const label = `${mode}${mode === 'auto' ? ` (${[...new Set(of(setNames[0]!).map((x) => x.temperature))].join(', ')})` : ''}`;
+      table.push(`| ${leftOut} | ${task} | ${views} | ${label} | ${setNames.map((set) => `${mean(of(set).map((x) => x.accuracy)).toFixed(3)} / ${mean(of(set).map((x) => x.macroF1)).toFixed(3)}`).join(' | ')} |`);
+      calibrationTable.push(`| ${leftOut} | ${task} | ${views} | ${label} | ${setNames.map((set) => `${mean(of(set).map((x) => x.ece)).toFixed(3)} / ${mean(of(set).map((x) => x.nll)).toFixed(3)}`).join(' | ')} |`);
+    }
   }
 }
 console.log(table.join('\n'));
+console.log(`\n${calibrationTable.join('\n')}`);
