@@ -260,7 +260,7 @@ const evaluate = defineCommand({
     const interval = r.interval.resamples > 0 ? `\n95 % bootstrap interval over these photos: accuracy ${formatRange(r.interval.accuracy)}, macro-F1 ${formatRange(r.interval.macroF1)}.` : '';
     const notScored = r.notScored.length > 0 ? `\nNot scored: ${r.notScored.slice(0, 5).map((s) => `${s.item} (${s.reason})`).join('; ')}${r.notScored.length > 5 ? `; … (${r.notScored.length} listed in data.notScored)` : ''}` : '';
     const c = r.calibration;
-    const calibration = `\nCalibration: the answers said ${(c.meanConfidence * 100).toFixed(1)} % sure on average and were right ${(c.accuracy * 100).toFixed(1)} % (ECE ${c.ece.toFixed(3)}, log-loss ${c.nll.toFixed(3)}, Brier ${c.brier.toFixed(3)}).`;
+    const calibration = `\nCalibration${r.temperature !== 1 ? ` (softmax temperature ${r.temperature})` : ''}: the answers said ${(c.meanConfidence * 100).toFixed(1)} % sure on average and were right ${(c.accuracy * 100).toFixed(1)} % (ECE ${c.ece.toFixed(3)}, log-loss ${c.nll.toFixed(3)}, Brier ${c.brier.toFixed(3)}).`;
     const warned =
       r.warnings.lowConfidence > 0 && r.warnings.accuracyWithoutWarning !== null
         ? ` ${r.warnings.lowConfidence} of ${r.n} answers carry a low-confidence warning; the others were right ${(r.warnings.accuracyWithoutWarning * 100).toFixed(1)} %.`

@@ -110,6 +110,8 @@ export interface EvaluationResult extends ClassificationReport {
    * engine/ml/calibration.ts): an ECE of 0.05 means the answers were, on average, 5 points more or less sure than right.
    */
   readonly calibration: CalibrationReport;
+  /** The softmax temperature the head answers at (its file's `temperature`; 1 = as trained), which the calibration is of. */
+  readonly temperature: number;
   /**
    * The answers serving would mark low confidence (top probability under the head's `minConfidence`, or the photo
    * outside what the head was trained on), and how often the others were right.
@@ -633,7 +635,7 @@ export function createVisionService(options: VisionServiceOptions): VisionServic
       `${task} · ${head.id} · reliability`,
       `ECE ${calibration.ece.toFixed(3)} · said ${(calibration.meanConfidence * 100).toFixed(0)} % sure on average, right ${(calibration.accuracy * 100).toFixed(0)} % · n=${calibration.n}`,
     );
-    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, notScored: notScored.slice(0, 50), labelOverlays, calibration, warnings, text, png, reliabilityPng };
+    return { ...report, task, model: head.id, tta: mirrors ? 'mirror' : 'none', interval, skipped, unreadable, notScored: notScored.slice(0, 50), labelOverlays, calibration, temperature: head.temperature, warnings, text, png, reliabilityPng };
   }
 
   /** Pipeline-complete embeddings with a cache of the final vectors too (what `similar` searches). */

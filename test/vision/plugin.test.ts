@@ -315,6 +315,9 @@ describe('vision plugin on generated sneakers', () => {
     expect(cal.ece).toBeCloseTo(binned, 12);
     expect(cal.meanConfidence).toBeGreaterThanOrEqual(0.25);
     expect(r.reply.text).toContain(`were right ${(cal.accuracy * 100).toFixed(1)} % (ECE ${cal.ece.toFixed(3)}`);
+    // The calibration is of the head's answers at its softmax temperature: this one's file leaves it at 1, unsaid.
+    expect((r.reply.data as { temperature: number }).temperature).toBe(1);
+    expect(r.reply.text).toContain('\nCalibration: the answers said');
     const warnings = (r.reply.data as { warnings: { lowConfidence: number; accuracyWithoutWarning: number | null } }).warnings;
     expect(warnings.lowConfidence).toBeGreaterThanOrEqual(0);
     expect(warnings.lowConfidence).toBeLessThanOrEqual(12);
