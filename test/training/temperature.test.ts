@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadHead } from '../../plugins/training/lib/head.ts';
-import { chooseTemperature, MIN_TEMPERATURE_PHOTOS, temperatureSchema, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
+import { AUTO_TEMPERATURES, chooseTemperature, MIN_TEMPERATURE_PHOTOS, temperatureSchema, type PreparedRun } from '../../plugins/training/lib/pipeline.ts';
 import type { DataSnapshot, LabelledItem } from '../../plugins/training/lib/data.ts';
 import { handHead } from './hand-heads.ts';
 
@@ -11,10 +11,10 @@ const head = (): Buffer =>
 
 const item = (i: number, label: string): LabelledItem => ({ sha: `s${i}`, name: `shoe ${i}`, label, origin: 'import', group: 'test' });
 
-/** A split of `n` photos at x = 1, `hyped` of them hyped. */
-function split(n: number, hyped: number, from: number) {
+/** A split of `n` photos at x = `at` (default 1), `hyped` of them hyped. */
+function split(n: number, hyped: number, from: number, at = 1) {
   const items = Array.from({ length: n }, (_, i) => item(from + i, i < hyped ? 'hyped' : 'not_hyped'));
-  return { x: items.map(() => Float32Array.from([1])), y: items.map((i) => (i.label === 'hyped' ? 0 : 1)), items };
+  return { x: items.map(() => Float32Array.from([at])), y: items.map((i) => (i.label === 'hyped' ? 0 : 1)), items };
 }
 
 const run = (validation: ReturnType<typeof split>, test = split(12, 9, 1000)): PreparedRun => ({
@@ -44,6 +44,14 @@ describe('the temperature a trained head answers at', () => {
     expect(test!.asTrained.ece).toBeCloseTo(0.15, 6);
     expect(test!.used.ece).toBeCloseTo(0, 6);
     expect(r.temperature.note).toBeUndefined();
+  });
+
+  it('GIVEN a head far surer than it is right (as a community head trained for fixed epochs can be) THEN auto goes past 4, up to 10', () => {
+    // At x = 4 the head says sigmoid(8 ln 3): 75 % needs T = 8.
+    const r = chooseTemperature(head(), run(split(24, 18, 0, 4), split(12, 9, 1000, 4)), 'auto');
+    expect(AUTO_TEMPERATURES.at(-1)).toBe(10);
+    expect(r.temperature.used).toBe(8);
+    expect(r.temperature.test!.used.ece).toBeCloseTo(0, 6);
   });
 
   it('GIVEN a head less sure than it is right THEN auto keeps 1 (never sharpens), while a number is written as asked', () => {
