@@ -46,10 +46,11 @@ describe('the temperature a trained head answers at', () => {
     expect(r.temperature.note).toBeUndefined();
   });
 
-  it('GIVEN a head far surer than it is right (as a community head trained for fixed epochs can be) THEN auto goes past 4, up to 10', () => {
+  it('GIVEN a head far surer than it is right (as a community head trained for fixed epochs can be) THEN auto goes past 4, up to 100', () => {
     // At x = 4 the head says sigmoid(8 ln 3): 75 % needs T = 8.
     const r = chooseTemperature(head(), run(split(24, 18, 0, 4), split(12, 9, 1000, 4)), 'auto');
-    expect(AUTO_TEMPERATURES.at(-1)).toBe(10);
+    expect(AUTO_TEMPERATURES.at(-1)).toBe(100);
+    expect(AUTO_TEMPERATURES.slice(30, 34)).toEqual([4, 4.5, 5, 5.5]);
     expect(r.temperature.used).toBe(8);
     expect(r.temperature.test!.used.ece).toBeCloseTo(0, 6);
   });
@@ -76,8 +77,8 @@ describe('the temperature a trained head answers at', () => {
     expect(temperatureSchema.parse('auto')).toBe('auto');
     expect(temperatureSchema.parse('2.1')).toBe(2.1);
     expect(temperatureSchema.parse(1.5)).toBe(1.5);
-    for (const bad of ['warm', '0', '11', '']) expect(temperatureSchema.safeParse(bad).success).toBe(false);
+    for (const bad of ['warm', '0', '101', '']) expect(temperatureSchema.safeParse(bad).success).toBe(false);
     // The message a moderator reads for a word that is not auto (a union's own message would be "Invalid input").
-    expect(temperatureSchema.safeParse('warm').error?.issues[0]?.message).toBe('auto, or a number from 0.25 to 10 (e.g. 2.1)');
+    expect(temperatureSchema.safeParse('warm').error?.issues[0]?.message).toBe('auto, or a number from 0.25 to 100 (e.g. 2.1)');
   });
 });

@@ -95,14 +95,14 @@ export interface TtaChoice {
 }
 
 /**
- * The softmax temperature the version answers at: `auto` = the one of {@link AUTO_TEMPERATURES} (1.0–10) with the
+ * The softmax temperature the version answers at: `auto` = the one of {@link AUTO_TEMPERATURES} (1.0–100) with the
  * lowest log-loss on the validation photos, as served (test-time view, open-set share); a number = that temperature.
  * `auto` never sharpens (no value below 1): validation photos come from the training sources, and on the dev set
  * every photo farther from them (left-out sources, new backgrounds) needed a higher temperature than the training
  * sources' own photos chose (assets/models/README.md "Calibration"), so a head made surer on its own sources would
  * only be more overconfident elsewhere. A number may sharpen.
  */
-export const temperatureSchema = z.union([z.literal('auto'), z.coerce.number().min(0.25).max(10)], { error: 'auto, or a number from 0.25 to 10 (e.g. 2.1)' }).default('auto');
+export const temperatureSchema = z.union([z.literal('auto'), z.coerce.number().min(0.25).max(100)], { error: 'auto, or a number from 0.25 to 100 (e.g. 2.1)' }).default('auto');
 
 /** A run's temperature mode. */
 export type TemperatureMode = z.output<typeof temperatureSchema>;
@@ -111,11 +111,22 @@ export type TemperatureMode = z.output<typeof temperatureSchema>;
 export const MIN_TEMPERATURE_PHOTOS = 20;
 
 /**
- * The grid `auto` chooses on: the calibration grid from 1 up (see {@link temperatureSchema}), then 4.5–10 in steps of
- * 0.5. A community head trained for a fixed number of epochs can be far surer than the shipped ensembles: a brand run
- * on two of the dev set's sources chose 4.0, the calibration grid's top, on its 300 validation photos.
+ * The grid `auto` chooses on: the calibration grid from 1 up (see {@link temperatureSchema}), then coarser steps to 100
+ * (4.5–10 by 0.5, 11–20 by 1, 22–50 by 2, 55–100 by 5). A community head trained for a fixed number of epochs can be
+ * far surer than the shipped ensembles: brand runs on two of the dev set's sources chose 4.0 and then 10, each the top
+ * of the grid of the day, on their 300 validation photos.
  */
-export const AUTO_TEMPERATURES: readonly number[] = [...TEMPERATURE_GRID.filter((t) => t >= 1), ...Array.from({ length: 12 }, (_, k) => 4.5 + k * 0.5)];
+export const AUTO_TEMPERATURES: readonly number[] = [
+  ...TEMPERATURE_GRID.filter((t) => t >= 1),
+  ...steps(4.5, 10, 0.5),
+  ...steps(11, 20, 1),
+  ...steps(22, 50, 2),
+  ...steps(55, 100, 5),
+];
+
+function steps(from: number, to: number, by: number): number[] {
+  return Array.from({ length: Math.round((to - from) / by) + 1 }, (_, k) => Math.round((from + k * by) * 10) / 10);
+}
 
 /** Log-loss and expected calibration error of a split's answers at one temperature. */
 export interface CalibrationFigures {
