@@ -74,7 +74,6 @@ function ttaLine(result: TrainResult): string {
   return t.note ? `${used} (${t.note})` : used;
 }
 
-/** How many sources the run saw and what the source projection removed, in words. */
 /** `2.1 (fitted; test log-loss 0.52 → 0.41, ECE 0.09 → 0.04)`: the choice and what it did on the unseen test photos. */
 function temperatureLine(result: TrainResult): string {
   const t = result.temperature;
@@ -83,6 +82,7 @@ function temperatureLine(result: TrainResult): string {
   return `${t.used} (${how}${test}${t.note ? `: ${t.note}` : ''})`;
 }
 
+/** How many sources the run saw and what the source projection removed, in words. */
 function sourcesLine(result: TrainResult): string {
   const n = result.data.sources;
   if (result.nuisance.mode === 'none') return `${n} (no projection)`;
