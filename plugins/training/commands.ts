@@ -473,7 +473,7 @@ export const tuneCommand = defineCommand({
     }));
     // Each trial scores its validation photos with the view train would choose for it (the same --tta), so the
     // search ranks configurations as they would answer; the parent then trains the best one the same way.
-    // The temperature is chosen once, for the trained best (it cannot change a hype label, and trials rank by labels).
+    // The temperature is chosen once, for the trained best: trials rank by labels, which it moves only at the margin.
     const parentData = { ...common, tuneId, trials: input.trials, seed: input.seed, temperature: input.temperature, requestedBy: ctx.caller.id, ...(ctx.guildId !== undefined ? { guildId: ctx.guildId } : {}) };
     let parent: JobInfo;
     if (typeof runner.enqueueFlow === 'function') {

@@ -697,7 +697,7 @@ export async function runTrainingJob(data: TrainJobData, ctx: JobContext, regist
     ({ run, tta } = chosen);
     const calibrated = chooseTemperature(chosen.artifact, run, data.temperature);
     ({ artifact, temperature } = calibrated);
-    // Scored as served: the temperature can move an answer to brand's open-set `other`.
+    // Scored as served: the temperature can move an answer where the mirror view is averaged in, or to brand's `other`.
     metrics = evaluateArtifact(calibrated.artifact, run)!;
     const version = await store.models.create({
       task: data.task,
