@@ -139,8 +139,8 @@ for (const task of args.tasks!.split(',')) {
       const [first, ...alsoAt] = args.temperatures!.split(',');
       const trained = await engine.invoke('train', { task, dataset: others, views, seed, temperature: first, wait: true }, cli);
       if (!trained.ok) throw trained.error;
-      const { model, views: used, temperature } = trained.reply.data as { model: number; views: string[]; temperature: { used: number; validation?: { n: number } } };
-      log(`${task} ${views} seed ${seed}: version ${model} in ${((Date.now() - started) / 1000).toFixed(0)} s (views used: ${used.join('+') || 'none'}; temperature ${temperature.used} on ${temperature.validation?.n ?? 0} validation photos)`);
+      const { model, views: used, temperature, metrics } = trained.reply.data as { model: number; views: string[]; temperature: { used: number; validation?: { n: number } }; metrics: { n: number; accuracy: number; macroF1: number } };
+      log(`${task} ${views} seed ${seed}: version ${model} in ${((Date.now() - started) / 1000).toFixed(0)} s (views used: ${used.join('+') || 'none'}; temperature ${temperature.used} on ${temperature.validation?.n ?? 0} validation photos; its own test photos: n ${metrics.n}, accuracy ${metrics.accuracy.toFixed(3)}, macro-F1 ${metrics.macroF1.toFixed(3)})`);
       // The same weights at the other temperatures: copies of the version differing only in the head file's temperature.
       const versions = [{ model, temperature: temperature.used, mode: first! }];
       for (const t of alsoAt) {

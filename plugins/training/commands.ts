@@ -435,7 +435,7 @@ export const modelsRollbackCommand = defineCommand({
 /** `tune`: seeded random search over the head's hyperparameters, as child jobs of a flow. */
 export const tuneCommand = defineCommand({
   name: 'tune',
-  description: 'Search head size, dropout, lr, optimiser, augmentation; best model becomes a candidate.',
+  description: 'Search head size, dropout, lr, optimiser, augmentation, label smoothing; best becomes a candidate.',
   options: z
     .object({
       task: z.enum(['hype', 'brand']).describe('Which classifier'),

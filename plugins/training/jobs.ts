@@ -102,19 +102,21 @@ export const trialJob = defineJob({
   async run(data, ctx): Promise<TrialResult> {
     const store = ctx.services.store;
     const run = await prepareRun(store, { ...data, guildId: undefined }, ctx);
-    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params: data.params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 1 });
+    // Filled with the defaults: a trial queued before a parameter existed trains with today's default for it.
+    const params = headParams(data.params, data.task);
+    const trained = await trainWithCheckpoints(run, { task: data.task, epochs: data.epochs, params, seed: data.seed, nuisance: data.nuisance }, ctx, { from: 0.1, to: 1 });
     const curve = trained.curves.map((c) => [c.epoch, c.valMacroF1] as const);
     // Scored as served, not by the fit's photo-only curve: for brand (mirror by default) the mirror changes which
     // configuration wins. Without validation photos the curve's best is all there is.
     const served = await validationAsServed(trained.artifact, run, data.tta ?? defaultTta(data.task, run.views), ctx);
     const value = served?.macroF1 ?? Math.max(0, ...trained.curves.map((c) => c.valMacroF1));
-    const result: TrialResult = { trial: data.trial, params: data.params, value, tta: served?.tta.used ?? 'none', curve };
+    const result: TrialResult = { trial: data.trial, params, value, tta: served?.tta.used ?? 'none', curve };
     await store.kv.set(trialKey(data.tuneId, data.trial), JSON.parse(JSON.stringify(result)) as never, 30 * 86_400_000);
     return result;
   },
 });
 
-/** The search space of `tune` (head size, dropout, learning rate, optimiser, augmentation). */
+/** The search space of `tune` (head size, dropout, learning rate, optimiser, augmentation; label smoothing in {@link searchSpace}). */
 export function sampleParams(rng: Rng): HeadParams {
   const hiddens = [0, 32, 64, 128, 256];
   const optimizers = ['adam', 'sgd', 'rmsprop'] as const;
@@ -127,10 +129,17 @@ export function sampleParams(rng: Rng): HeadParams {
   });
 }
 
-/** Parameter sets of a seeded random search: the same seed gives the same trials. */
+/** Label smoothing values `tune` tries (0 = one-hot targets, the default). */
+export const LABEL_SMOOTHINGS = [0, 0.05, 0.1] as const;
+
+/**
+ * Parameter sets of a seeded random search: the same seed gives the same trials. Label smoothing is drawn from a
+ * stream of its own, so every other parameter of a seed's trials is what that seed gave before smoothing was searched.
+ */
 export function searchSpace(trials: number, seed: number): HeadParams[] {
   const rng = new Rng(seed >>> 0 || 1);
-  return Array.from({ length: trials }, () => sampleParams(rng));
+  const smoothing = new Rng((seed ^ 0x9e3779b9) >>> 0 || 1);
+  return Array.from({ length: trials }, () => ({ ...sampleParams(rng), labelSmoothing: LABEL_SMOOTHINGS[Math.floor(smoothing.next() * LABEL_SMOOTHINGS.length)]! }));
 }
 
 /** Data of the tuning parent job. */

@@ -43,6 +43,27 @@ describe('classification head', () => {
     }
   });
 
+  it('GIVEN label smoothing THEN the head stops short of certainty on photos it has learnt, and still learns them', async () => {
+    // Separable clusters: with one-hot targets the loss keeps pushing the logits apart after every row is right.
+    const train = blobs(240, 8, 3, 5);
+    const test = blobs(90, 8, 3, 6);
+    const meanTop = async (labelSmoothing: number): Promise<{ top: number; right: number }> => {
+      const r = await trainHead({ ...base, train, validation: test, epochs: 30, params: { ...DEFAULT_HEAD_PARAMS, labelSmoothing } });
+      const head = loadHead(r.artifact);
+      const probs = test.x.map((x) => head.predict(x));
+      const right = probs.filter((p, i) => p.indexOf(Math.max(...p)) === test.y[i]).length / probs.length;
+      return { top: probs.reduce((a, p) => a + Math.max(...p), 0) / probs.length, right };
+    };
+    const sharp = await meanTop(0);
+    const smoothed = await meanTop(0.1);
+    expect(sharp.right).toBeGreaterThan(0.95);
+    expect(smoothed.right).toBeGreaterThan(0.95);
+    expect(sharp.top).toBeGreaterThan(0.99);
+    // The optimum of a 0.1-smoothed target over 3 classes is 1 - 0.1 + 0.1 / 3 ≈ 0.933 on the labelled class.
+    expect(smoothed.top).toBeLessThan(0.95);
+    expect(smoothed.top).toBeGreaterThan(0.85);
+  });
+
   it('GIVEN a checkpoint from epoch 4 THEN resuming gives exactly the weights of an uninterrupted run', async () => {
     const train = blobs(120, 6, 3, 3);
     const val = blobs(30, 6, 3, 4);
